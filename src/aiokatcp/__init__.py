@@ -1,0 +1,42 @@
+"""aiokatcp: a pure-asyncio implementation of KATCP, the Karoo Array Telescope Control Protocol."""
+
+from . import core
+from ._version import __version__
+from .core import (
+    Address,
+    DeviceStatus,
+    KatcpSyntaxError,
+    Message,
+    Now,
+    Timestamp,
+    TimestampOrNow,
+    TypeInfo,
+    decode,
+    encode,
+    get_type,
+    register_type,
+)
+
+
+def minor_version() -> str:
+    """The first two components of the version (``"2.4"``), as used in ``katcp-library``."""
+    return ".".join(__version__.split(".")[:2])
+
+
+__all__ = [
+    "Address",
+    "DeviceStatus",
+    "KatcpSyntaxError",
+    "Message",
+    "Now",
+    "Timestamp",
+    "TimestampOrNow",
+    "TypeInfo",
+    "__version__",
+    "core",
+    "decode",
+    "encode",
+    "get_type",
+    "minor_version",
+    "register_type",
+]

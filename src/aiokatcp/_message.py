@@ -1,0 +1,354 @@
+"""KATCP messages: construction, escaping, parsing one line, formatting.
+
+Pure module: no asyncio. The grammar (katcp-protocol §2)::
+
+    LINE = TYPE NAME [ "[" MID "]" ] *( WS+ ARG ) *WS EOL
+
+Arguments are always stored as ``bytes``; Python values given to the
+constructors are encoded through the type registry. Parsing is built on
+compiled regular expressions and ``bytes`` methods so that the common case
+(no escapes) never loops over characters in Python.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from typing import Any, Dict, List, Match, Optional
+
+from ._typeinfo import encode
+from .exceptions import KatcpSyntaxError
+
+__all__ = ["Message"]
+
+_MAX_MID = 2**31 - 1
+_NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9-]*")
+# One full line without its EOL (see katcp-protocol §2.1). Group 4 holds the arguments.
+_LINE_RE = re.compile(
+    rb"([?!#])([A-Za-z][A-Za-z0-9-]*)(?:\[([1-9][0-9]*)\])?"
+    rb"((?:[ \t]+(?:[^\\ \t\n\r\0\x1b]|\\[\\_0nret@])+)*)[ \t]*"
+)
+_WS_RE = re.compile(rb"[ \t]+")
+_UNESCAPE_RE = re.compile(rb"\\(.)", re.DOTALL)
+_UNESCAPE_MAP = {
+    b"\\": b"\\",
+    b"_": b" ",
+    b"0": b"\0",
+    b"n": b"\n",
+    b"r": b"\r",
+    b"e": b"\x1b",
+    b"t": b"\t",
+    b"@": b"",
+}
+_ESCAPE_RE = re.compile(rb"[\\ \0\n\r\x1b\t]")
+_ESCAPE_MAP = {value: b"\\" + key for key, value in _UNESCAPE_MAP.items() if value}
+# Bytes needing an escape, apart from the newline used as a join separator in __bytes__.
+_SPECIAL_NO_NL_RE = re.compile(rb"[\\ \0\r\x1b\t]")
+
+
+def _escape_match(match: Match[bytes]) -> bytes:
+    return _ESCAPE_MAP[match.group()]
+
+
+def _unescape_match(match: Match[bytes]) -> bytes:
+    return _UNESCAPE_MAP[match.group(1)]
+
+
+def _escape(arg: bytes) -> bytes:
+    if not arg:
+        return b"\\@"
+    return _ESCAPE_RE.sub(_escape_match, arg)
+
+
+def _unescape(arg: bytes) -> bytes:
+    """Unescape an argument already validated by the line grammar."""
+    if b"\\" in arg:
+        return _UNESCAPE_RE.sub(_unescape_match, arg)
+    return arg
+
+
+class _MessageType(enum.IntEnum):
+    REQUEST = 1
+    REPLY = 2
+    INFORM = 3
+
+
+_valid_names: Dict[str, bytes] = {}
+
+
+def _check_name(name: str) -> bytes:
+    """Validate a message name, returning its ASCII bytes (cached)."""
+    try:
+        return _valid_names[name]
+    except KeyError:
+        pass
+    if not isinstance(name, str) or not _NAME_RE.fullmatch(name):
+        raise ValueError(f"{name!r} is not a valid message name")
+    raw = name.encode("ascii")
+    if len(_valid_names) < 10000:
+        _valid_names[name] = raw
+    return raw
+
+
+def _check_mid(mid: Optional[int]) -> None:
+    if mid is not None and not (isinstance(mid, int) and 1 <= mid <= _MAX_MID):
+        raise ValueError(f"message ID {mid!r} is out of range (1 to {_MAX_MID})")
+
+
+class Message:
+    """One KATCP message.
+
+    Parameters
+    ----------
+    mtype
+        Request, reply or inform.
+    name
+        Message name, matching ``[A-Za-z][A-Za-z0-9-]*``.
+    *arguments
+        Argument values, each encoded with :func:`encode`; stored as ``bytes``.
+    mid
+        Message ID (1 to 2**31 - 1), or ``None``.
+
+    Raises
+    ------
+    ValueError
+        if `name` or `mid` is invalid
+    TypeError
+        if an argument's type is not registered
+    """
+
+    __slots__ = ["arguments", "mid", "mtype", "name"]
+
+    Type = _MessageType
+    OK = b"ok"
+    FAIL = b"fail"
+    INVALID = b"invalid"
+
+    mtype: _MessageType
+    name: str
+    arguments: List[bytes]
+    mid: Optional[int]
+
+    def __init__(
+        self, mtype: _MessageType, name: str, *arguments: Any, mid: Optional[int] = None
+    ) -> None:
+        _check_name(name)
+        _check_mid(mid)
+        self.mtype = Message.Type(mtype)
+        self.name = name
+        self.arguments = [arg if type(arg) is bytes else encode(arg) for arg in arguments]
+        self.mid = mid
+
+    @classmethod
+    def request(cls, name: str, *arguments: Any, mid: Optional[int] = None) -> Message:
+        """Build a request (``?name``)."""
+        return cls(_MessageType.REQUEST, name, *arguments, mid=mid)
+
+    @classmethod
+    def reply(cls, name: str, *arguments: Any, mid: Optional[int] = None) -> Message:
+        """Build a reply (``!name``)."""
+        return cls(_MessageType.REPLY, name, *arguments, mid=mid)
+
+    @classmethod
+    def inform(cls, name: str, *arguments: Any, mid: Optional[int] = None) -> Message:
+        """Build an inform (``#name``)."""
+        return cls(_MessageType.INFORM, name, *arguments, mid=mid)
+
+    @classmethod
+    def reply_to_request(cls, msg: Message, *arguments: Any) -> Message:
+        """Build a reply with the name and message ID of the request `msg`."""
+        return cls(_MessageType.REPLY, msg.name, *arguments, mid=msg.mid)
+
+    @classmethod
+    def inform_reply(cls, msg: Message, *arguments: Any) -> Message:
+        """Build a request inform with the name and message ID of the request `msg`."""
+        return cls(_MessageType.INFORM, msg.name, *arguments, mid=msg.mid)
+
+    @classmethod
+    def _make(
+        cls, mtype: _MessageType, name: str, arguments: List[bytes], mid: Optional[int]
+    ) -> Message:
+        """Build a message from already-validated parts (no checks, no encoding)."""
+        msg = cls.__new__(cls)
+        msg.mtype = mtype
+        msg.name = name
+        msg.arguments = arguments
+        msg.mid = mid
+        return msg
+
+    @classmethod
+    def escape_argument(cls, arg: bytes) -> bytes:
+        """Escape one argument for the wire (an empty one becomes ``\\@``)."""
+        return _escape(arg)
+
+    @classmethod
+    def unescape_argument(cls, arg: bytes) -> bytes:
+        """Undo :meth:`escape_argument`.
+
+        Raises
+        ------
+        KatcpSyntaxError
+            for an unknown escape, a trailing backslash, or a raw byte that
+            must be escaped
+        """
+        if re.fullmatch(rb"(?:[^\\ \t\n\r\0\x1b]|\\[\\_0nret@])*", arg) is None:
+            raise KatcpSyntaxError(_describe_bad_argument(arg, 0), arg)
+        return _unescape(arg)
+
+    @classmethod
+    def parse(cls, raw: bytes) -> Message:
+        """Parse exactly one message from a line ending in ``\\n`` or ``\\r``.
+
+        Raises
+        ------
+        KatcpSyntaxError
+            if `raw` is not exactly one valid message
+        """
+        if not raw or raw[-1] not in b"\r\n":
+            raise KatcpSyntaxError("message does not end with a newline", raw)
+        line = raw[:-1]
+        if b"\n" in line or b"\r" in line:
+            raise KatcpSyntaxError("message contains an embedded newline", raw)
+        msg = _parse_line(line)
+        if msg is None:
+            raise KatcpSyntaxError("line contains no message", raw)
+        return msg
+
+    def __bytes__(self) -> bytes:
+        mid = self.mid
+        head = _TYPE_CHAR[self.mtype] + self.name.encode("ascii")
+        if mid is not None:
+            head += b"[%d]" % mid
+        args = self.arguments
+        if not args:
+            return head + b"\n"
+        # Fast path: join with "\n" (which must be escaped inside arguments anyway) and
+        # check everything with one search instead of one per argument.
+        joined = b"\n".join(args)
+        if (
+            joined.count(b"\n") == len(args) - 1
+            and _SPECIAL_NO_NL_RE.search(joined) is None
+            and all(args)
+        ):
+            return b"%s %s\n" % (head, joined.replace(b"\n", b" "))
+        return b"%s %s\n" % (head, b" ".join([_escape(arg) for arg in args]))
+
+    def __repr__(self) -> str:
+        args = "".join(f", {arg!r}" for arg in self.arguments)
+        return f"Message(Message.Type.{self.mtype.name}, {self.name!r}{args}, mid={self.mid!r})"
+
+    def __str__(self) -> str:
+        return bytes(self)[:-1].decode("utf-8", errors="backslashreplace")
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Message):
+            return NotImplemented
+        return (
+            self.mtype == other.mtype
+            and self.name == other.name
+            and self.arguments == other.arguments
+            and self.mid == other.mid
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def copy(self) -> Message:
+        """Return a copy whose argument list can be changed independently."""
+        return Message._make(self.mtype, self.name, list(self.arguments), self.mid)
+
+    __copy__ = copy
+
+    def reply_ok(self) -> bool:
+        """Whether this is a reply whose first argument is ``ok``."""
+        return (
+            self.mtype == _MessageType.REPLY and bool(self.arguments) and self.arguments[0] == b"ok"
+        )
+
+
+_TYPE_CHAR = {_MessageType.REQUEST: b"?", _MessageType.REPLY: b"!", _MessageType.INFORM: b"#"}
+_TYPE_FROM_CHAR = {
+    ord("?"): _MessageType.REQUEST,
+    ord("!"): _MessageType.REPLY,
+    ord("#"): _MessageType.INFORM,
+}
+_names_from_bytes: Dict[bytes, str] = {}
+
+
+def _parse_line(line: bytes) -> Optional[Message]:
+    """Parse one line without its EOL; ``None`` for a blank line.
+
+    Raises
+    ------
+    KatcpSyntaxError
+        saying what is wrong with the line
+    """
+    match = _LINE_RE.fullmatch(line)
+    if match is None:
+        if not line.strip(b" \t"):
+            return None
+        raise KatcpSyntaxError(_describe_bad_line(line), line)
+    raw_name, raw_mid, raw_args = match.group(2, 3, 4)
+    mid: Optional[int] = None
+    if raw_mid is not None:
+        mid = int(raw_mid)
+        if mid > _MAX_MID:
+            raise KatcpSyntaxError(
+                f"message ID {raw_mid.decode()} is out of range (1 to {_MAX_MID})", line
+            )
+    try:
+        name = _names_from_bytes[raw_name]
+    except KeyError:
+        name = raw_name.decode("ascii")
+        if len(_names_from_bytes) < 10000:
+            _names_from_bytes[raw_name] = name
+    if not raw_args:
+        arguments: List[bytes] = []
+    else:
+        if b"\x0b" in raw_args or b"\x0c" in raw_args:
+            # bytes.split() would also split on these, but they are ordinary argument bytes
+            arguments = _WS_RE.split(raw_args)[1:]
+        else:
+            arguments = raw_args.split()
+        if b"\\" in raw_args:
+            arguments = [_unescape(arg) for arg in arguments]
+    return Message._make(_TYPE_FROM_CHAR[line[0]], name, arguments, mid)
+
+
+def _describe_bad_argument(arg: bytes, offset: int) -> str:
+    """Explain why an argument does not match the grammar."""
+    pos = 0
+    while pos < len(arg):
+        byte = arg[pos]
+        if byte == 0x5C:  # backslash
+            if pos + 1 >= len(arg):
+                return f"backslash at end of argument (position {offset + pos + 1})"
+            if arg[pos + 1 : pos + 2] not in b"\\_0nret@":
+                return f"invalid escape {arg[pos : pos + 2]!r} at position {offset + pos + 1}"
+            pos += 2
+            continue
+        if byte in b"\0\x1b\n\r":
+            return f"unescaped byte {bytes([byte])!r} at position {offset + pos + 1}"
+        pos += 1
+    return "malformed argument"
+
+
+def _describe_bad_line(line: bytes) -> str:
+    """Explain, for a human, why `line` is not a valid message (slow path only)."""
+    if line[:1] not in (b"?", b"!", b"#"):
+        return f"message must start with '?', '!' or '#', not {line[:1]!r}"
+    name_match = re.match(rb"[A-Za-z][A-Za-z0-9-]*", line[1:])
+    if name_match is None:
+        return "missing or invalid message name (must start with a letter)"
+    pos = 1 + name_match.end()
+    if line[pos : pos + 1] == b"[":
+        mid_match = re.match(rb"\[([1-9][0-9]*)\]", line[pos:])
+        if mid_match is None:
+            return f"invalid message ID at position {pos + 1} (expected [1] to [{_MAX_MID}])"
+        pos += mid_match.end()
+    if pos < len(line) and line[pos : pos + 1] not in b" \t":
+        return f"unexpected character {line[pos : pos + 1]!r} at position {pos + 1}"
+    for ws_or_arg in re.finditer(rb"[^ \t]+", line[pos:]):
+        arg = ws_or_arg.group()
+        if re.fullmatch(rb"(?:[^\\ \t\n\r\0\x1b]|\\[\\_0nret@])+", arg) is None:
+            return _describe_bad_argument(arg, pos + ws_or_arg.start())
+    return "malformed message"

@@ -1,0 +1,3 @@
+"""The package version (single source of truth, read by setuptools too)."""
+
+__version__ = "2.4.0"

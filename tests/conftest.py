@@ -1,0 +1,40 @@
+"""Shared test set-up: every async test runs on async-solipsism's virtual-clock loop.
+
+The loop comes in through pytest-asyncio's ``pytest_asyncio_loop_factories``
+hook (the ``event_loop_policy`` fixture pattern is deprecated and fails under
+``filterwarnings = error``). With a virtual clock, ``await asyncio.sleep(60)``
+costs nothing, and a test that would wait forever fails instead of hanging.
+Sockets made with ``asyncio.start_server``/``open_connection`` live on the
+solipsism in-memory network; real-socket tests opt out with the
+``real_loop`` marker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from typing import Callable, Dict
+
+import async_solipsism
+import pytest
+from hypothesis import HealthCheck, settings
+
+settings.register_profile("dev", max_examples=100, deadline=None)
+settings.register_profile(
+    "ci", max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "real_loop: run on a real asyncio loop (real sockets on 127.0.0.1/::1)"
+    )
+
+
+def pytest_asyncio_loop_factories(
+    config: pytest.Config, item: pytest.Item
+) -> Dict[str, Callable[[], asyncio.AbstractEventLoop]]:
+    if item.get_closest_marker("real_loop") is not None:
+        return {"real": asyncio.new_event_loop}
+    return {"solipsism": async_solipsism.EventLoop}
