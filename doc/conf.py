@@ -1,0 +1,32 @@
+"""Sphinx configuration for the aiokatcp documentation."""
+
+import os
+import sys
+
+sys.path.insert(0, os.path.abspath("../src"))
+
+from aiokatcp import __version__  # noqa: E402
+
+project = "aiokatcp"
+copyright = "2026, the aiokatcp developers"
+author = "the aiokatcp developers"
+release = __version__
+version = ".".join(__version__.split(".")[:2])
+
+extensions = [
+    "sphinx.ext.autodoc",
+    "sphinx.ext.napoleon",
+    "sphinx.ext.intersphinx",
+    "sphinx.ext.viewcode",
+]
+intersphinx_mapping = {"python": ("https://docs.python.org/3", None)}
+# The build must work offline (CI has no network): intersphinx inventories are
+# optional, so unresolved references to Python objects are not errors.
+intersphinx_disabled_reftypes = ["*"]
+autodoc_member_order = "bysource"
+autodoc_typehints = "description"
+napoleon_numpy_docstring = True
+napoleon_google_docstring = False
+nitpicky = False
+html_theme = "sphinx_rtd_theme"
+exclude_patterns = ["_build"]
