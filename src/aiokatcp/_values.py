@@ -89,6 +89,8 @@ class Address:
         except ValueError:
             raise ValueError(f"{raw!r} is not a valid address (bad IP address)") from None
         port = match.group("port")
+        if port is not None and int(port) > 65535:
+            raise ValueError(f"{raw!r} is not a valid address (port out of range)")
         return cls(host, int(port) if port is not None else None)
 
     def __str__(self) -> str:

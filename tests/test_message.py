@@ -1,0 +1,227 @@
+"""Message construction, escaping, single-line parsing and formatting."""
+
+from __future__ import annotations
+
+import copy
+import enum
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from aiokatcp.core import KatcpSyntaxError, Message, Timestamp
+
+
+class Mode(enum.Enum):
+    IDLE = 1
+    RUN_FAST = 2
+
+
+class TestConstruction:
+    def test_factories(self) -> None:
+        assert Message.request("foo", 1, mid=3) == Message(Message.Type.REQUEST, "foo", b"1", mid=3)
+        assert Message.reply("foo", "ok").mtype == Message.Type.REPLY
+        assert Message.inform("foo").mtype == Message.Type.INFORM
+
+    def test_arguments_encoded(self) -> None:
+        msg = Message.inform("x", b"raw", "text", 3, 2.5, True, Mode.RUN_FAST, Timestamp(1.25))
+        assert msg.arguments == [b"raw", b"text", b"3", b"2.5", b"1", b"run-fast", b"1.25"]
+
+    def test_unregistered_argument(self) -> None:
+        with pytest.raises(TypeError, match="not registered"):
+            Message.request("x", object())
+
+    def test_reply_to_request(self) -> None:
+        req = Message.request("sensor-list", mid=7)
+        assert Message.reply_to_request(req, "ok", 2) == Message.reply("sensor-list", b"ok", b"2", mid=7)
+        assert Message.inform_reply(req, "a") == Message.inform("sensor-list", b"a", mid=7)
+
+    @pytest.mark.parametrize("name", ["foo", "a", "Foo-Bar9", "x-", "sensor-list"])
+    def test_good_names(self, name: str) -> None:
+        assert Message.request(name).name == name
+
+    @pytest.mark.parametrize("name", ["", "1foo", "-foo", "fo_o", "foo bar", "caf\u00e9", "a.b"])
+    def test_bad_names(self, name: str) -> None:
+        with pytest.raises(ValueError, match="not a valid message name"):
+            Message.request(name)
+
+    @pytest.mark.parametrize("mid", [1, 2**31 - 1])
+    def test_good_mids(self, mid: int) -> None:
+        assert Message.request("x", mid=mid).mid == mid
+
+    @pytest.mark.parametrize("mid", [0, -1, 2**31, 1.5])
+    def test_bad_mids(self, mid: int) -> None:
+        with pytest.raises(ValueError, match="out of range"):
+            Message.request("x", mid=mid)
+
+    def test_equality_and_hash(self) -> None:
+        a = Message.request("x", 1, mid=2)
+        assert a == Message.request("x", b"1", mid=2)
+        assert a != Message.request("x", b"1", mid=3)
+        assert a != Message.request("x", b"2", mid=2)
+        assert a != Message.inform("x", b"1", mid=2)
+        assert a != Message.request("y", b"1", mid=2)
+        assert a != "?x[2] 1"
+        with pytest.raises(TypeError):
+            hash(a)
+
+    def test_repr(self) -> None:
+        msg = Message.request("foo", b"a", mid=None)
+        assert repr(msg) == "Message(Message.Type.REQUEST, 'foo', b'a', mid=None)"
+        assert str(Message.reply("foo", "ok", mid=5)) == "!foo[5] ok"
+
+    def test_copy(self) -> None:
+        msg = Message.request("foo", b"a", mid=4)
+        dup = copy.copy(msg)
+        assert dup == msg
+        dup.arguments.append(b"b")
+        assert msg.arguments == [b"a"]
+        assert msg.copy() == msg
+
+    def test_reply_ok(self) -> None:
+        assert Message.reply("x", "ok").reply_ok()
+        assert not Message.reply("x", "fail", "no").reply_ok()
+        assert not Message.reply("x").reply_ok()
+        assert not Message.inform("x", "ok").reply_ok()
+
+    def test_slots(self) -> None:
+        with pytest.raises(AttributeError):
+            Message.request("x").other = 1  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("raw", "escaped"),
+    [
+        (b"\\", b"\\\\"),
+        (b" ", b"\\_"),
+        (b"\0", b"\\0"),
+        (b"\n", b"\\n"),
+        (b"\r", b"\\r"),
+        (b"\x1b", b"\\e"),
+        (b"\t", b"\\t"),
+        (b"", b"\\@"),
+        (b"@_[]\x7f\xff\x01", b"@_[]\x7f\xff\x01"),
+        (b" a\tb\n\r\x00\x1b\\", b"\\_a\\tb\\n\\r\\0\\e\\\\"),
+    ],
+)
+def test_escape_table(raw: bytes, escaped: bytes) -> None:
+    assert Message.escape_argument(raw) == escaped
+    assert Message.unescape_argument(escaped) == raw
+
+
+def test_unescape_at_anywhere() -> None:
+    assert Message.unescape_argument(b"a\\@b") == b"ab"
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [(b"\\x", "invalid escape"), (b"a\\", "backslash at end"), (b"a b", "unescaped byte|malformed")],
+)
+def test_unescape_errors(bad: bytes, message: str) -> None:
+    with pytest.raises(KatcpSyntaxError, match=message):
+        Message.unescape_argument(bad)
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        (b"?foo\n", Message.request("foo")),
+        (b"?foo a  b\t\tc \t\n", Message.request("foo", b"a", b"b", b"c")),
+        (b"?foo[1] x\n", Message.request("foo", b"x", mid=1)),
+        (b"?foo [1]\n", Message.request("foo", b"[1]")),
+        (b"!foo[2147483647] ok\r", Message.reply("foo", b"ok", mid=2147483647)),
+        (b"#Foo-Bar9\n", Message.inform("Foo-Bar9")),
+        (b"?foo \\@\n", Message.request("foo", b"")),
+        (b"?foo a\\@b\n", Message.request("foo", b"ab")),
+        (b"?foo a\x01b caf\xc3\xa9\n", Message.request("foo", b"a\x01b", b"caf\xc3\xa9")),
+        (b"?test a\x0cb\x0bc\n", Message.request("test", b"a\x0cb\x0bc")),
+        (b"?echo\t\t7   x  \n", Message.request("echo", b"7", b"x")),
+        (b"#x[5] \\@\n", Message.inform("x", b"", mid=5)),
+    ],
+)
+def test_parse_table(line: bytes, expected: Message) -> None:
+    assert Message.parse(line) == expected
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        (b"?foo[0]\n", "invalid message ID"),
+        (b"?foo[01]\n", "invalid message ID"),
+        (b"?foo[]\n", "invalid message ID"),
+        (b"?foo[ 1]\n", "invalid message ID"),
+        (b"?foo[1\n", "invalid message ID"),
+        (b"?foo[2147483648]\n", "out of range"),
+        (b"?foo[1]x\n", "unexpected character b'x' at position 8"),
+        (b" ?foo\n", "must start with"),
+        (b"$foo\n", "must start with"),
+        (b"?\n", "invalid message name"),
+        (b"?1foo\n", "invalid message name"),
+        (b"?-foo\n", "invalid message name"),
+        (b"?fo_o\n", "unexpected character b'_'"),
+        (b"?foo\\@\n", "unexpected character"),
+        (b"?foo \\x\n", r"invalid escape b'\\\\x' at position 6"),
+        (b"?foo a\\\n", "backslash at end of argument"),
+        (b"?foo a\0b\n", r"unescaped byte b'\\x00' at position 7"),
+        (b"?foo a\x1bb\n", "unescaped byte"),
+        (b"?foo\n?bar\n", "embedded newline"),
+        (b"?foo", "does not end with a newline"),
+        (b"", "does not end with a newline"),
+        (b"   \n", "no message"),
+    ],
+)
+def test_parse_errors(line: bytes, message: str) -> None:
+    with pytest.raises(KatcpSyntaxError, match=message) as info:
+        Message.parse(line)
+    assert info.value.raw is not None
+
+
+@pytest.mark.parametrize(
+    ("msg", "wire"),
+    [
+        (Message.request("watchdog"), b"?watchdog\n"),
+        (Message.request("watchdog", mid=17), b"?watchdog[17]\n"),
+        (Message.reply("echo", b"ok", b"a b", b""), b"!echo ok a\\_b \\@\n"),
+        (Message.inform("x", b"a\nb", b"c"), b"#x a\\nb c\n"),
+        (Message.inform("x", b"", b""), b"#x \\@ \\@\n"),
+        (Message.inform("x", b"\\"), b"#x \\\\\n"),
+    ],
+)
+def test_format_table(msg: Message, wire: bytes) -> None:
+    assert bytes(msg) == wire
+
+
+_names = st.from_regex(r"\A[A-Za-z][A-Za-z0-9-]{0,10}\Z")
+_messages = st.builds(
+    lambda mtype, name, args, mid: Message(mtype, name, *args, mid=mid),
+    st.sampled_from(list(Message.Type)),
+    _names,
+    st.lists(st.binary(max_size=20), max_size=6),
+    st.one_of(st.none(), st.integers(1, 2**31 - 1)),
+)
+
+
+@given(_messages)
+def test_format_parse_round_trip(msg: Message) -> None:
+    wire = bytes(msg)
+    assert wire.endswith(b"\n")
+    assert wire.count(b"\n") == 1
+    assert b"\r" not in wire
+    assert Message.parse(wire) == msg
+
+
+@given(st.binary(max_size=60))
+def test_parse_only_raises_syntax_error(data: bytes) -> None:
+    try:
+        msg = Message.parse(data)
+    except KatcpSyntaxError:
+        return
+    assert Message.parse(bytes(msg)) == msg
+
+
+@given(st.binary(max_size=40))
+def test_escape_round_trip(arg: bytes) -> None:
+    escaped = Message.escape_argument(arg)
+    assert Message.unescape_argument(escaped) == arg
+    for special in (b" ", b"\t", b"\n", b"\r", b"\0", b"\x1b"):
+        assert special not in escaped
