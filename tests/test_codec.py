@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from aiokatcp.core import KatcpSyntaxError, Message, MessageParser, encode_messages
 from aiokatcp._codec import ParseResult
+from aiokatcp.core import KatcpSyntaxError, Message, MessageParser, encode_messages
 
 
 def _describe(results: List[ParseResult]) -> List[object]:

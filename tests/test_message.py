@@ -33,7 +33,8 @@ class TestConstruction:
 
     def test_reply_to_request(self) -> None:
         req = Message.request("sensor-list", mid=7)
-        assert Message.reply_to_request(req, "ok", 2) == Message.reply("sensor-list", b"ok", b"2", mid=7)
+        expected = Message.reply("sensor-list", b"ok", b"2", mid=7)
+        assert Message.reply_to_request(req, "ok", 2) == expected
         assert Message.inform_reply(req, "a") == Message.inform("sensor-list", b"a", mid=7)
 
     @pytest.mark.parametrize("name", ["foo", "a", "Foo-Bar9", "x-", "sensor-list"])
@@ -115,7 +116,11 @@ def test_unescape_at_anywhere() -> None:
 
 @pytest.mark.parametrize(
     ("bad", "message"),
-    [(b"\\x", "invalid escape"), (b"a\\", "backslash at end"), (b"a b", "unescaped byte|malformed")],
+    [
+        (b"\\x", "invalid escape"),
+        (b"a\\", "backslash at end"),
+        (b"a b", "unescaped byte|malformed"),
+    ],
 )
 def test_unescape_errors(bad: bytes, message: str) -> None:
     with pytest.raises(KatcpSyntaxError, match=message):

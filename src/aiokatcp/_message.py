@@ -23,11 +23,12 @@ __all__ = ["Message"]
 
 _MAX_MID = 2**31 - 1
 _NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9-]*")
-# One full line without its EOL (see katcp-protocol §2.1). Group 4 holds the arguments.
-_LINE_RE = re.compile(
-    rb"([?!#])([A-Za-z][A-Za-z0-9-]*)(?:\[([1-9][0-9]*)\])?"
-    rb"((?:[ \t]+(?:[^\\ \t\n\r\0\x1b]|\\[\\_0nret@])+)*)[ \t]*"
-)
+_HEAD_RE = re.compile(rb"([?!#])([A-Za-z][A-Za-z0-9-]*)(?:\[([1-9][0-9]*)\])?")
+# Everything after the name/ID: whitespace-separated arguments, then optional whitespace.
+_ARGS_RE = re.compile(rb"(?:[ \t]+(?:[^\\ \t\n\r\0\x1b]|\\[\\_0nret@])+)*[ \t]*")
+# Bytes in an argument section that rule out the bytes.split() fast path: escapes, bytes
+# that are errors, and VT/FF (ordinary argument bytes that bytes.split() treats as spaces).
+_CAREFUL_RE = re.compile(rb"[\\\0\x1b\x0b\x0c]")
 _WS_RE = re.compile(rb"[ \t]+")
 _UNESCAPE_RE = re.compile(rb"\\(.)", re.DOTALL)
 _UNESCAPE_MAP = {
@@ -42,8 +43,8 @@ _UNESCAPE_MAP = {
 }
 _ESCAPE_RE = re.compile(rb"[\\ \0\n\r\x1b\t]")
 _ESCAPE_MAP = {value: b"\\" + key for key, value in _UNESCAPE_MAP.items() if value}
-# Bytes needing an escape, apart from the newline used as a join separator in __bytes__.
-_SPECIAL_NO_NL_RE = re.compile(rb"[\\ \0\r\x1b\t]")
+# Bytes needing an escape, apart from the space used as a join separator in __bytes__.
+_SPECIAL_NO_SPACE_RE = re.compile(rb"[\\\0\n\r\x1b\t]")
 
 
 def _escape_match(match: Match[bytes]) -> bytes:
@@ -78,10 +79,9 @@ _valid_names: Dict[str, bytes] = {}
 
 def _check_name(name: str) -> bytes:
     """Validate a message name, returning its ASCII bytes (cached)."""
-    try:
-        return _valid_names[name]
-    except KeyError:
-        pass
+    raw = _valid_names.get(name)
+    if raw is not None:
+        return raw
     if not isinstance(name, str) or not _NAME_RE.fullmatch(name):
         raise ValueError(f"{name!r} is not a valid message name")
     raw = name.encode("ascii")
@@ -216,21 +216,22 @@ class Message:
 
     def __bytes__(self) -> bytes:
         mid = self.mid
-        head = _TYPE_CHAR[self.mtype] + self.name.encode("ascii")
+        name = self.name
+        head = _TYPE_CHAR[self.mtype] + (_valid_names.get(name) or name.encode("ascii"))
         if mid is not None:
             head += b"[%d]" % mid
         args = self.arguments
         if not args:
             return head + b"\n"
-        # Fast path: join with "\n" (which must be escaped inside arguments anyway) and
-        # check everything with one search instead of one per argument.
-        joined = b"\n".join(args)
+        # Fast path: one join and one search cover every argument. A space inside an
+        # argument shows up as an extra space in the joined line.
+        joined = b" ".join(args)
         if (
-            joined.count(b"\n") == len(args) - 1
-            and _SPECIAL_NO_NL_RE.search(joined) is None
+            joined.count(b" ") == len(args) - 1
+            and _SPECIAL_NO_SPACE_RE.search(joined) is None
             and all(args)
         ):
-            return b"%s %s\n" % (head, joined.replace(b"\n", b" "))
+            return b"%s %s\n" % (head, joined)
         return b"%s %s\n" % (head, b" ".join([_escape(arg) for arg in args]))
 
     def __repr__(self) -> str:
@@ -277,41 +278,53 @@ _names_from_bytes: Dict[bytes, str] = {}
 def _parse_line(line: bytes) -> Optional[Message]:
     """Parse one line without its EOL; ``None`` for a blank line.
 
+    The common case costs one regex match for the type, name and ID, one
+    search for bytes that need care, and one ``bytes.split``.
+
     Raises
     ------
     KatcpSyntaxError
         saying what is wrong with the line
     """
-    match = _LINE_RE.fullmatch(line)
+    match = _HEAD_RE.match(line)
     if match is None:
         if not line.strip(b" \t"):
             return None
         raise KatcpSyntaxError(_describe_bad_line(line), line)
-    raw_name, raw_mid, raw_args = match.group(2, 3, 4)
+    raw_name, raw_mid = match.group(2, 3)
     mid: Optional[int] = None
     if raw_mid is not None:
         mid = int(raw_mid)
         if mid > _MAX_MID:
-            raise KatcpSyntaxError(
-                f"message ID {raw_mid.decode()} is out of range (1 to {_MAX_MID})", line
-            )
+            message = f"message ID {raw_mid.decode()} is out of range (1 to {_MAX_MID})"
+            raise KatcpSyntaxError(message, line)
     try:
         name = _names_from_bytes[raw_name]
     except KeyError:
         name = raw_name.decode("ascii")
         if len(_names_from_bytes) < 10000:
             _names_from_bytes[raw_name] = name
-    if not raw_args:
+    end = match.end()
+    if end == len(line):
         arguments: List[bytes] = []
     else:
-        if b"\x0b" in raw_args or b"\x0c" in raw_args:
-            # bytes.split() would also split on these, but they are ordinary argument bytes
-            arguments = _WS_RE.split(raw_args)[1:]
+        rest = line[end:]
+        if rest[0] not in b" \t" or _CAREFUL_RE.search(rest) is not None:
+            arguments = _parse_careful_arguments(line, end)
         else:
-            arguments = raw_args.split()
-        if b"\\" in raw_args:
-            arguments = [_unescape(arg) for arg in arguments]
+            arguments = rest.split()
     return Message._make(_TYPE_FROM_CHAR[line[0]], name, arguments, mid)
+
+
+def _parse_careful_arguments(line: bytes, start: int) -> List[bytes]:
+    """Arguments that contain escapes or bytes :meth:`bytes.split` would mishandle."""
+    rest = line[start:]
+    if _ARGS_RE.fullmatch(rest) is None:
+        raise KatcpSyntaxError(_describe_bad_line(line), line)
+    rest = rest.strip(b" \t")
+    if not rest:
+        return []
+    return [_unescape(arg) for arg in _WS_RE.split(rest)]
 
 
 def _describe_bad_argument(arg: bytes, offset: int) -> str:
