@@ -1,0 +1,334 @@
+"""One KATCP connection over an asyncio transport, for both clients and servers.
+
+This module owns :class:`Connection`: bytes from the socket go through the
+pure incremental parser (:class:`aiokatcp._codec.MessageParser`) and come out
+as calls to an *owner* (a ``DeviceServer`` or a ``Client``); messages going
+the other way are serialised and written, batched into a single
+``transport.write`` where possible. It knows nothing about requests,
+handlers or sensors.
+
+It is built on the transport/protocol API rather than streams because it is
+the hot path: there is no reader task per connection (an idle connection
+costs only its protocol object), data is parsed directly in
+``data_received``, and writes made while handling one chunk of input are
+coalesced ("corked") into one system call. Nothing depends on the transport
+class, so it runs on uvloop too.
+
+Also re-exported here for the aiokatcp 2.x import paths: :class:`FailReply`,
+:class:`InvalidReply`, :data:`DEFAULT_LIMIT` and :func:`wrap_handler`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import time
+from typing import TYPE_CHECKING, Any, Iterable, List, MutableMapping, Optional, Tuple
+
+from ._codec import DEFAULT_LIMIT, MessageParser, ParseResult
+from ._handlers import wrap_handler
+from ._message import Message
+from ._values import Address
+from .exceptions import FailReply, InvalidReply, KatcpSyntaxError
+
+__all__ = [
+    "DEFAULT_LIMIT",
+    "Connection",
+    "ConnectionLoggerAdapter",
+    "FailReply",
+    "InvalidReply",
+    "wrap_handler",
+]
+
+logger = logging.getLogger(__name__)
+
+if TYPE_CHECKING:
+    _LoggerAdapter = logging.LoggerAdapter[logging.Logger]
+else:
+    _LoggerAdapter = logging.LoggerAdapter
+
+#: Address reported before the connection is made (or when the peer address is not IP).
+_UNKNOWN_ADDRESS = Address(ipaddress.IPv4Address("0.0.0.0"))
+_LOG = "log"
+
+
+class ConnectionLoggerAdapter(_LoggerAdapter):
+    """Logger adapter that appends the peer address (``extra["address"]``) to messages.
+
+    Per-connection log lines then say which peer they are about without
+    every call site formatting it.
+    """
+
+    def process(
+        self, msg: Any, kwargs: MutableMapping[str, Any]
+    ) -> Tuple[Any, MutableMapping[str, Any]]:
+        extra = self.extra if self.extra is not None else {}
+        return f"{msg} [{extra.get('address')}]", kwargs
+
+
+def _make_address(peername: Any) -> Address:
+    """Convert a transport's ``peername`` to an :class:`Address` (unknown if not IP)."""
+    if isinstance(peername, tuple) and len(peername) >= 2:
+        try:
+            return Address(ipaddress.ip_address(peername[0]), int(peername[1]))
+        except (ValueError, TypeError):
+            pass
+    return _UNKNOWN_ADDRESS
+
+
+class Connection(asyncio.Protocol):
+    """One KATCP connection (client or server side).
+
+    The owner is told about events through these methods (all synchronous):
+
+    ``owner.handle_message(conn, msg)``
+        a complete, valid message arrived; exceptions it raises are logged
+        and do not affect the connection;
+    ``owner._connection_made(conn)``
+        the transport is connected (``conn.address`` and ``conn.logger`` are set);
+    ``owner._connection_lost(conn, exc)``
+        the connection is closed (`exc` is ``None`` for a clean close);
+    ``owner._eof_received(conn)``
+        the peer closed its sending side; return ``True`` to keep the
+        connection open for writing (the owner must then close it itself),
+        or ``False``/``None`` to let the transport close.
+
+    Malformed lines are logged; on the server side the peer is also sent
+    ``#log error <time> aiokatcp.connection <problem>`` (it cannot be sent a
+    reply: there is no reliable name to reply to). Over-long lines are
+    discarded by the parser without being buffered whole.
+
+    Parameters
+    ----------
+    owner
+        The object told about events (see above).
+    is_server
+        Whether this is the server side of the connection.
+    limit
+        Maximum line length in bytes (including the newline).
+
+    Attributes
+    ----------
+    owner, is_server
+        As passed.
+    address : Address
+        Peer address (set on connect).
+    logger : ConnectionLoggerAdapter
+        Logger that tags messages with the peer address (set on connect).
+    """
+
+    def __init__(self, owner: Any, is_server: bool, limit: int = DEFAULT_LIMIT) -> None:
+        self.owner = owner
+        self.is_server = is_server
+        self.limit = limit
+        self.address = _UNKNOWN_ADDRESS
+        self.logger = ConnectionLoggerAdapter(logger, {"address": self.address})
+        self._parser = MessageParser(limit)
+        self._transport: Optional[asyncio.BaseTransport] = None
+        self._closed = False
+        self._closed_future: Optional[asyncio.Future[None]] = None
+        self._write_paused = False
+        self._drain_future: Optional[asyncio.Future[None]] = None
+        self._reading_paused = False
+        self._cork_depth = 0
+        self._corked: List[bytes] = []
+        self._corked_size = 0
+        self._warned_closed = False
+
+    # -- asyncio protocol callbacks ---------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = transport
+        self.address = _make_address(transport.get_extra_info("peername"))
+        self.logger = ConnectionLoggerAdapter(logger, {"address": self.address})
+        self.owner._connection_made(self)
+
+    def data_received(self, data: bytes) -> None:
+        results = self._parser.feed(data)
+        if results:
+            self._dispatch(results)
+
+    def eof_received(self) -> bool:
+        results = self._parser.feed_eof()
+        if results:
+            self._dispatch(results)
+        return bool(self.owner._eof_received(self))
+
+    def connection_lost(self, exc: Optional[Exception]) -> None:
+        self._closed = True
+        self._corked.clear()
+        self._corked_size = 0
+        self._wake_drain()
+        if self._closed_future is not None and not self._closed_future.done():
+            self._closed_future.set_result(None)
+        self.owner._connection_lost(self, exc)
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        self._wake_drain()
+        self._writing_resumed()
+
+    def _writing_resumed(self) -> None:
+        """Hook for subclasses: the transport's write buffer has drained."""
+
+    # -- input --------------------------------------------------------------------------------
+
+    def _dispatch(self, results: List[ParseResult]) -> None:
+        """Hand parsed messages to the owner, with all resulting writes batched."""
+        handle = self.owner.handle_message
+        self._cork_depth += 1
+        try:
+            for item in results:
+                if type(item) is Message:
+                    try:
+                        handle(self, item)
+                    except Exception:
+                        self.logger.exception("Exception in message handler")
+                else:
+                    assert isinstance(item, KatcpSyntaxError)
+                    self._syntax_error(item)
+        finally:
+            self._uncork()
+
+    def _syntax_error(self, exc: KatcpSyntaxError) -> None:
+        self.logger.warning("Malformed message received: %s", exc)
+        if self.is_server:
+            text = f"malformed message: {exc}"
+            self.write_message(
+                Message._make(
+                    Message.Type.INFORM,
+                    _LOG,
+                    [b"error", repr(time.time()).encode(), __name__.encode(), text.encode()],
+                    None,
+                )
+            )
+
+    # -- output -------------------------------------------------------------------------------
+
+    def _write(self, data: bytes) -> None:
+        if self._closed or self._transport is None or self._transport.is_closing():
+            if not self._warned_closed:
+                self._warned_closed = True
+                self.logger.warning("Connection closed before message could be sent")
+            return
+        if self._cork_depth:
+            self._corked.append(data)
+            self._corked_size += len(data)
+        else:
+            self._transport.write(data)  # type: ignore[attr-defined]
+
+    def _uncork(self) -> None:
+        self._cork_depth -= 1
+        if self._cork_depth == 0 and self._corked:
+            self._flush()
+
+    def _flush(self) -> None:
+        corked = self._corked
+        data = corked[0] if len(corked) == 1 else b"".join(corked)
+        self._corked = []
+        self._corked_size = 0
+        transport = self._transport
+        if transport is not None and not transport.is_closing():
+            transport.write(data)  # type: ignore[attr-defined]
+
+    def cork(self) -> None:
+        """Hold writes in memory until the matching :meth:`uncork` (calls nest).
+
+        Used to gather the replies produced by one burst of work into a
+        single system call.
+        """
+        self._cork_depth += 1
+
+    def uncork(self) -> None:
+        """Undo one :meth:`cork`; the outermost one writes everything held."""
+        if self._cork_depth <= 0:
+            raise RuntimeError("uncork() without cork()")
+        self._uncork()
+
+    def write_messages(self, msgs: Iterable[Message]) -> None:
+        """Serialise `msgs` and write them with one ``transport.write``.
+
+        If the connection is already closed, a warning is logged (once) and
+        the messages are dropped.
+        """
+        self._write(b"".join([bytes(msg) for msg in msgs]))
+
+    def write_message(self, msg: Message) -> None:
+        """Serialise and write one message (see :meth:`write_messages`)."""
+        self._write(bytes(msg))
+
+    def write_bytes(self, data: bytes) -> None:
+        """Write already-encoded wire data (one or more complete lines)."""
+        if data:
+            self._write(data)
+
+    def get_write_buffer_size(self) -> int:
+        """Bytes written but not yet sent (including writes held by :meth:`cork`)."""
+        size = self._corked_size
+        transport = self._transport
+        if transport is not None and not self._closed:
+            size += transport.get_write_buffer_size()  # type: ignore[attr-defined]
+        return size
+
+    async def drain(self) -> None:
+        """Wait until the transport accepts more data (returns at once if closed)."""
+        if not self._write_paused or self._closed:
+            return
+        if self._drain_future is None:
+            self._drain_future = asyncio.get_running_loop().create_future()
+        await asyncio.shield(self._drain_future)
+
+    def _wake_drain(self) -> None:
+        fut = self._drain_future
+        if fut is not None:
+            self._drain_future = None
+            if not fut.done():
+                fut.set_result(None)
+
+    # -- flow control and lifetime -----------------------------------------------------------
+
+    def pause_reading(self) -> None:
+        """Stop reading from the socket (no effect if already paused or closing)."""
+        if not self._reading_paused:
+            self._reading_paused = True
+            transport = self._transport
+            if transport is not None and not transport.is_closing():
+                transport.pause_reading()  # type: ignore[attr-defined]
+
+    def resume_reading(self) -> None:
+        """Undo :meth:`pause_reading`."""
+        if self._reading_paused:
+            self._reading_paused = False
+            transport = self._transport
+            if transport is not None and not transport.is_closing():
+                transport.resume_reading()  # type: ignore[attr-defined]
+
+    def is_closing(self) -> bool:
+        """Whether the connection is closed or closing (nothing more can be sent)."""
+        return self._closed or self._transport is None or self._transport.is_closing()
+
+    def close(self) -> None:
+        """Close gracefully: data already written is still sent."""
+        if self._cork_depth and self._corked:
+            self._flush()
+        if self._transport is not None:
+            self._transport.close()
+
+    def abort(self) -> None:
+        """Close at once, discarding unsent data."""
+        self._corked.clear()
+        self._corked_size = 0
+        if self._transport is not None:
+            self._transport.abort()  # type: ignore[attr-defined]
+
+    async def wait_closed(self) -> None:
+        """Wait until the connection is fully closed (:meth:`connection_lost` ran)."""
+        if self._closed:
+            return
+        if self._closed_future is None:
+            self._closed_future = asyncio.get_running_loop().create_future()
+        await asyncio.shield(self._closed_future)
