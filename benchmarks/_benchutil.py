@@ -10,11 +10,11 @@ from __future__ import annotations
 import asyncio
 import collections
 import json
+import math
 import os
 import resource
 import sys
-import time
-from typing import Any, Deque, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Deque, Dict, List, Optional, Sequence, Tuple
 
 BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
 HOST = "127.0.0.1"
@@ -33,8 +33,8 @@ def percentile(values: Sequence[float], pct: float) -> float:
     if not values:
         return float("nan")
     ordered = sorted(values)
-    rank = max(0, min(len(ordered) - 1, int(round(pct / 100.0 * len(ordered) + 0.5)) - 1))
-    return ordered[rank]
+    rank = math.ceil(pct / 100.0 * len(ordered)) - 1
+    return ordered[max(0, min(len(ordered) - 1, rank))]
 
 
 def rss_kib(pid: Optional[int] = None) -> int:
@@ -65,10 +65,6 @@ def emit_json(obj: Dict[str, Any]) -> None:
     sys.stdout.flush()
 
 
-def now() -> float:
-    return time.perf_counter()
-
-
 class Metrics:
     """Ordered collection of named results with units.
 
@@ -88,60 +84,97 @@ class Metrics:
         return {"metrics": self.values, "units": self.units}
 
 
-class RawConn:
-    """A KATCP connection over raw asyncio streams, with cheap line splitting.
+class RawConn(asyncio.Protocol):
+    """A KATCP connection over a raw asyncio protocol, with cheap line splitting.
 
-    Lines are returned without the trailing ``\\n``. Only ``\\n``-terminated lines are
-    expected (every server in this suite terminates lines that way).
+    Lines are delivered without the trailing ``\\n`` (every server in this suite terminates
+    lines with ``\\n`` only), either to :meth:`read_lines`/:meth:`readline` or, once
+    :meth:`set_line_handler` was called, straight from ``data_received`` to the handler (no
+    coroutine switch per read: used where the load generator must keep up with a flood).
+    Reading is not flow-controlled; every scenario bounds how much it asks for.
     """
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader = reader
-        self.writer = writer
+    def __init__(self) -> None:
+        self.transport: Optional[asyncio.Transport] = None
+        self.eof = False
+        self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._partial = b""
         self._pending: Deque[bytes] = collections.deque()
-        self.eof = False
+        self._waiter: Optional[asyncio.Future[None]] = None
+        self._handler: Optional[Callable[[List[bytes]], None]] = None
 
     @classmethod
     async def open(cls, port: int, host: str = HOST) -> RawConn:
-        reader, writer = await asyncio.open_connection(host, port, limit=STREAM_LIMIT)
-        return cls(reader, writer)
+        _, conn = await asyncio.get_running_loop().create_connection(cls, host, port)
+        return conn
+
+    # asyncio.Protocol callbacks
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        if b"\n" not in data:
+            self._partial += data
+            return
+        lines = (self._partial + data).split(b"\n")
+        self._partial = lines.pop()
+        if self._handler is not None:
+            self._handler(lines)
+        else:
+            self._pending.extend(lines)
+            self._wake()
+
+    def eof_received(self) -> bool:
+        self.eof = True
+        self._wake()
+        return False
+
+    def connection_lost(self, exc: Optional[Exception]) -> None:
+        self.eof = True
+        self._wake()
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    # API
 
     def send(self, data: bytes) -> None:
-        self.writer.write(data)
+        assert self.transport is not None
+        self.transport.write(data)
+
+    def set_line_handler(self, handler: Callable[[List[bytes]], None]) -> None:
+        """Pass all further lines (and any already buffered) to `handler`."""
+        self._handler = handler
+        if self._pending:
+            handler(list(self._pending))
+            self._pending.clear()
 
     async def read_lines(self) -> List[bytes]:
-        """Return every complete line available, waiting for at least one.
+        """Return every complete line received so far, waiting for at least one.
 
-        Returns an empty list at end of stream (or if the connection was reset).
+        Returns an empty list at end of stream.
         """
-        if self._pending:
-            lines = list(self._pending)
-            self._pending.clear()
-            return lines
-        while not self.eof:
+        while not self._pending and not self.eof:
+            self._waiter = asyncio.get_running_loop().create_future()
             try:
-                data = await self.reader.read(READ_CHUNK)
-            except ConnectionError:
-                data = b""
-            if not data:
-                self.eof = True
-                break
-            if b"\n" not in data:
-                self._partial += data
-                continue
-            lines = (self._partial + data).split(b"\n")
-            self._partial = lines.pop()
-            return lines
-        return []
+                await self._waiter
+            finally:
+                self._waiter = None
+        lines = list(self._pending)
+        self._pending.clear()
+        return lines
 
     async def readline(self) -> bytes:
         """Return the next line, or ``b""`` at end of stream."""
         while not self._pending:
-            lines = await self.read_lines()
-            if not lines:
+            if self.eof:
                 return b""
-            self._pending.extend(lines)
+            self._pending.extend(await self.read_lines())
         return self._pending.popleft()
 
     async def read_until(self, prefix: bytes) -> Tuple[bytes, List[bytes]]:
@@ -153,10 +186,10 @@ class RawConn:
         skipped: List[bytes] = []
         while True:
             line = await self.readline()
-            if not line and self.eof and not self._pending:
-                raise ConnectionError(f"connection closed while waiting for {prefix!r}")
             if line.startswith(prefix):
                 return line, skipped
+            if not line and self.eof and not self._pending:
+                raise ConnectionError(f"connection closed while waiting for {prefix!r}")
             skipped.append(line)
 
     async def request(self, line: bytes, reply_prefix: bytes) -> bytes:
@@ -166,11 +199,9 @@ class RawConn:
         return reply
 
     async def close(self) -> None:
-        self.writer.close()
-        try:
-            await self.writer.wait_closed()
-        except (ConnectionError, OSError):
-            pass
+        if self.transport is not None:
+            self.transport.close()
+        await self.closed
 
 
 class ImplServer:

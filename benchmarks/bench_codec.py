@@ -33,7 +33,7 @@ import random
 import statistics
 import sys
 import time
-from typing import Any, Callable, Dict, List, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Tuple
 
 import _benchutil
 
@@ -181,7 +181,7 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON line")
     parser.add_argument("--messages", type=int, default=2000, help="size of the message mix")
     args = parser.parse_args()
-    rounds, min_time = (3, 0.15) if args.quick else (7, 0.4)
+    rounds, min_time = (3, 0.15) if args.quick else (5, 0.3)
     result = run(args.messages, rounds, min_time)
     if args.json:
         _benchutil.emit_json({"version": aiokatcp.__version__, "python": sys.executable, **result})

@@ -101,7 +101,7 @@ async def bench_watcher(args: argparse.Namespace) -> Dict[str, Any]:
         done = asyncio.Event()
         applied = 0
 
-        def observer(sensor: aiokatcp.Sensor, reading: aiokatcp.Reading) -> None:
+        def observer(sensor: aiokatcp.Sensor[Any], reading: aiokatcp.Reading[Any]) -> None:
             nonlocal applied
             applied += 1
             if reading.value == final and sensor.name == last_name:

@@ -15,9 +15,10 @@ line, and answers each with one JSON line on stdout:
     ``{"updates": ..., "elapsed": ..., "cpu": ...}`` once all values have been set.
 
 The server stops when stdin is closed, or on SIGTERM/SIGINT.
-"""
 
-from __future__ import annotations
+No ``from __future__ import annotations`` here: aiokatcp 2.3 reads the request handlers'
+annotations as objects and does not resolve string annotations.
+"""
 
 import argparse
 import asyncio
@@ -25,7 +26,7 @@ import json
 import signal
 import sys
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import _benchutil
 
@@ -46,7 +47,7 @@ class BenchServer(aiokatcp.DeviceServer):
             self.sensors.add(sensor)
             self.bench_sensors.append(sensor)
 
-    async def request_echo(self, ctx: aiokatcp.RequestContext, *args: bytes) -> tuple:
+    async def request_echo(self, ctx: aiokatcp.RequestContext, *args: bytes) -> Tuple[bytes, ...]:
         """Return the arguments unchanged."""
         return args
 
@@ -112,9 +113,7 @@ async def main() -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    _benchutil.emit_json(
-        {"port": port, "version": aiokatcp.__version__, "python": sys.executable}
-    )
+    _benchutil.emit_json({"port": port, "version": aiokatcp.__version__, "python": sys.executable})
     control = asyncio.ensure_future(control_loop(server, stop))
     await stop.wait()
     control.cancel()
