@@ -51,6 +51,8 @@ from typing import (
     TypeVar,
 )
 
+from typing_extensions import TypeAlias
+
 from ._typeinfo import encode, get_decoder, get_type
 from ._values import Timestamp
 
@@ -468,7 +470,7 @@ class SensorSampler(Generic[_T]):
         are out of range
     """
 
-    Strategy = _StrategyEnum
+    Strategy: TypeAlias = _StrategyEnum
 
     def __init__(
         self,

@@ -1,20 +1,403 @@
-"""Sensor requests for :class:`~aiokatcp.server.DeviceServer` (placeholder).
+"""Sensor requests and per-client sampling for :class:`~aiokatcp.server.DeviceServer`.
 
-This mixin will hold ``?sensor-list``, ``?sensor-value``, ``?sensor-sampling``
-and ``?sensor-sampling-clear`` and each client's samplers. Until then it only
-provides the hooks the server calls.
+asyncio layer. :class:`SensorRequests` is a mixin of ``DeviceServer``: it
+owns ``self.sensors``, the requests ``?sensor-list``, ``?sensor-value``,
+``?sensor-sampling`` and ``?sensor-sampling-clear``, each client's samplers
+(kept in ``conn.samplers``, keyed by sensor) and the ``#interface-changed``
+broadcast. Rules:
+
+* every sampler belongs to exactly one connection and is closed when that
+  connection is lost, when the client replaces or clears it, or when its
+  sensor leaves ``self.sensors``;
+* a bulk ``?sensor-sampling`` is validated completely before anything
+  changes (all or nothing), then applied in batches that yield to the loop
+  and wait for the client to drain, so other clients are not starved and
+  the initial burst does not count against the slow-client limit;
+* a reading is formatted as ``#sensor-status`` once and the same bytes are
+  written to every client that reports it; a client's reports are gathered
+  into one write per loop iteration.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+import re
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Set, Tuple
+
+from ._message import Message
+from ._sampling import SensorSampler, StrategySpec, resolve_strategy
+from ._typeinfo import encode
+from .exceptions import FailReply
+from .sensor import Reading, Sensor, SensorSet
+
+if TYPE_CHECKING:
+    from ._server_conn import ClientConnection, RequestContext
+
+__all__ = ["SensorRequests", "get_sampler", "sensor_update", "set_sampler"]
+
+_INFORM = Message.Type.INFORM
+_ONE = b"1"
+_NONE = [b"none"]
+_Observer = Callable[[Sensor[Any], Reading[Any]], None]
+
+
+def _status_args(sensor: Sensor[Any], reading: Reading[Any]) -> List[bytes]:
+    """Arguments of ``#sensor-status``/``#sensor-value``: ``<ts> 1 <name> <status> <value>``."""
+    return [
+        float.__repr__(reading.timestamp).encode("ascii"),
+        _ONE,
+        sensor.name.encode("utf-8"),
+        encode(reading.status),
+        encode(reading.value),
+    ]
+
+
+class _StatusCache:
+    """The ``#sensor-status`` bytes of each sensor's latest reported reading.
+
+    Keyed by sensor, validated by reading identity: every client that
+    reports the same :class:`Reading` object reuses one formatted line.
+    """
+
+    __slots__ = ("_entries",)
+
+    def __init__(self) -> None:
+        self._entries: Dict[Sensor[Any], Tuple[Reading[Any], bytes]] = {}
+
+    def get(self, sensor: Sensor[Any], reading: Reading[Any]) -> bytes:
+        entry = self._entries.get(sensor)
+        if entry is not None and entry[0] is reading:
+            return entry[1]
+        data = bytes(Message._make(_INFORM, "sensor-status", _status_args(sensor, reading), None))
+        self._entries[sensor] = (reading, data)
+        return data
+
+    def discard(self, sensor: Sensor[Any]) -> None:
+        self._entries.pop(sensor, None)
+
+
+class _ClientSampling:
+    """Sampling state of one client connection (stored as ``conn._sampling``).
+
+    Attributes
+    ----------
+    observer
+        The observer given to all of the client's samplers.
+    requests
+        How many of the client's ``?sensor-sampling`` requests are in
+        progress; while non-zero the slow-client limit is not applied (the
+        burst is the client's own doing, and the request drains it as it goes).
+    lock
+        Serialises the client's ``?sensor-sampling`` requests.
+    """
+
+    __slots__ = ("lock", "observer", "requests")
+
+    def __init__(self, conn: ClientConnection, cache: _StatusCache) -> None:
+        self.requests = 0
+        self.lock = asyncio.Lock()
+        self.observer = self._make_observer(conn, cache)
+
+    def _make_observer(self, conn: ClientConnection, cache: _StatusCache) -> _Observer:
+        # Reports are corked until the end of the current loop iteration, so a burst
+        # of updates costs one write (one system call) per client.
+        loop = asyncio.get_running_loop()
+        corked = False
+
+        def flush() -> None:
+            nonlocal corked
+            corked = False
+            conn.uncork()
+
+        def observer(sensor: Sensor[Any], reading: Reading[Any]) -> None:
+            nonlocal corked
+            data = cache.get(sensor, reading)
+            if not corked:
+                corked = True
+                conn.cork()
+                loop.call_soon(flush)
+            if self.requests:
+                conn.write_bytes(data)
+            else:
+                conn.write_async_bytes(data)
+
+        return observer
+
+
+def _client_sampling(conn: ClientConnection) -> _ClientSampling:
+    state: Optional[_ClientSampling] = getattr(conn, "_sampling", None)
+    if state is None:
+        server: Any = conn.owner
+        state = _ClientSampling(conn, server._status_cache)
+        setattr(conn, "_sampling", state)  # noqa: B010 - not declared by ClientConnection
+        setattr(conn, "samplers_lock", state.lock)  # noqa: B010 - the 2.x attribute name
+    return state
+
+
+def get_sampler(conn: ClientConnection, sensor: Sensor[Any]) -> Optional[SensorSampler[Any]]:
+    """The sampler `conn` has for `sensor`, if any (``ClientConnection.get_sampler``)."""
+    samplers: Dict[Sensor[Any], SensorSampler[Any]] = conn.samplers
+    return samplers.get(sensor)
+
+
+def set_sampler(
+    conn: ClientConnection, sensor: Sensor[Any], sampler: Optional[SensorSampler[Any]]
+) -> None:
+    """Install `sampler` for `sensor` on `conn`, closing the one it replaces.
+
+    ``None`` removes the client's sampler (strategy ``none``).
+    (``ClientConnection.set_sampler``.)
+    """
+    samplers: Dict[Sensor[Any], SensorSampler[Any]] = conn.samplers
+    old = samplers.pop(sensor, None)
+    if old is not None and old is not sampler:
+        old.close()
+    if sampler is not None:
+        samplers[sensor] = sampler
+        server: Any = conn.owner
+        server._sampling_connections.add(conn)
+
+
+def sensor_update(conn: ClientConnection, sensor: Sensor[Any], reading: Reading[Any]) -> None:
+    """Send `reading` of `sensor` to `conn` as ``#sensor-status`` (the samplers' observer).
+
+    (``ClientConnection.sensor_update``.)
+    """
+    _client_sampling(conn).observer(sensor, reading)
 
 
 class SensorRequests:
-    """Mixin adding the sensor requests to a device server."""
+    """Mixin adding sensors, the sensor requests and per-client sampling to a device server.
+
+    Attributes
+    ----------
+    sensors : SensorSet
+        The device's sensors. Adding or removing one while clients are
+        connected sends them ``#interface-changed sensor-list`` (once per
+        burst of changes); removing one also ends every client's sampling of
+        it.
+    """
+
+    #: Sensors handled between two yields to the event loop in a bulk ``?sensor-sampling``.
+    SENSOR_SAMPLING_BATCH = 100
+
+    sensors: SensorSet
+
+    # -- hooks called by DeviceServer ------------------------------------------------------
 
     def _init_sensors(self) -> None:
         """Called once from ``DeviceServer.__init__``."""
+        self.sensors = SensorSet()
+        self._status_cache = _StatusCache()
+        self._sampling_connections: Set[ClientConnection] = set()
+        self._interface_changed_pending = False
+        self.sensors.add_add_callback(self._sensor_added)
+        self.sensors.add_remove_callback(self._sensor_removed)
 
-    def _sensors_client_closed(self, conn: Any) -> None:
+    def _sensors_client_closed(self, conn: ClientConnection) -> None:
         """Called when a client connection is lost: release its samplers."""
+        self._sampling_connections.discard(conn)
+        samplers: Dict[Sensor[Any], SensorSampler[Any]] = conn.samplers
+        while samplers:
+            _, sampler = samplers.popitem()
+            sampler.close()
+
+    # -- sensor set changes ----------------------------------------------------------------
+
+    def _sensor_added(self, sensor: Sensor[Any]) -> None:
+        self._schedule_interface_changed()
+
+    def _sensor_removed(self, sensor: Sensor[Any]) -> None:
+        for conn in list(self._sampling_connections):
+            sampler = conn.samplers.pop(sensor, None)
+            if sampler is not None:
+                sampler.close()
+        self._status_cache.discard(sensor)
+        self._schedule_interface_changed()
+
+    def _schedule_interface_changed(self) -> None:
+        """Send ``#interface-changed sensor-list`` soon, once per burst of changes."""
+        if self._interface_changed_pending:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return  # not serving yet (e.g. sensors added in a constructor): nobody to tell
+        self._interface_changed_pending = True
+        loop.call_soon(self._send_interface_changed)
+
+    def _send_interface_changed(self) -> None:
+        self._interface_changed_pending = False
+        server: Any = self
+        server.mass_inform("interface-changed", "sensor-list")
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _select_sensors(self, name: Optional[str]) -> List[Sensor[Any]]:
+        """Sensors named by a ``?sensor-list``/``?sensor-value`` argument, sorted by name.
+
+        Raises
+        ------
+        FailReply
+            for an unknown exact name or an invalid ``/regex/``
+        """
+        if name is None:
+            return [self.sensors[key] for key in sorted(self.sensors.keys())]
+        if len(name) >= 2 and name.startswith("/") and name.endswith("/"):
+            try:
+                pattern = re.compile(name[1:-1])
+            except re.error as exc:
+                raise FailReply(f"invalid regular expression {name!r}: {exc}") from None
+            return [self.sensors[key] for key in sorted(self.sensors.keys()) if pattern.search(key)]
+        sensor = self.sensors.get(name)
+        if sensor is None:
+            raise FailReply(f"Unknown sensor {name!r}")
+        return [sensor]
+
+    def _resolve_sampling(
+        self, names: List[str], strategy: SensorSampler.Strategy, args: Tuple[bytes, ...]
+    ) -> List[Tuple[Sensor[Any], Optional[StrategySpec], bool]]:
+        """Look up every sensor and validate the strategy for each (no side effects).
+
+        Raises
+        ------
+        FailReply
+            naming the first unknown or duplicated sensor, or the sensor the
+            strategy does not suit
+        """
+        seen: Set[str] = set()
+        plan: List[Tuple[Sensor[Any], Optional[StrategySpec], bool]] = []
+        cache: Dict[Any, Tuple[Optional[StrategySpec], bool]] = {}
+        bulk = len(names) > 1
+        sensors = self.sensors
+        for sensor_name in names:
+            if sensor_name in seen:
+                raise FailReply(f"Duplicate sensor name {sensor_name!r}")
+            seen.add(sensor_name)
+            sensor = sensors.get(sensor_name)
+            if sensor is None:
+                raise FailReply(f"Unknown sensor {sensor_name!r}")
+            # The result only depends on the type (and, for auto, the sensor's own strategy).
+            key: Any = (sensor.stype, sensor.auto_strategy, sensor.auto_strategy_parameters)
+            try:
+                resolved = cache.get(key)
+            except TypeError:  # unhashable auto_strategy_parameters
+                key, resolved = None, None
+            if resolved is None:
+                try:
+                    resolved = resolve_strategy(sensor, strategy, args)
+                except (ValueError, TypeError) as exc:
+                    if bulk:
+                        raise FailReply(f"sensor {sensor_name!r}: {exc}") from None
+                    raise FailReply(str(exc)) from None
+                if key is not None:
+                    cache[key] = resolved
+            plan.append((sensor, resolved[0], resolved[1]))
+        return plan
+
+    # -- requests --------------------------------------------------------------------------
+
+    async def request_sensor_list(self, ctx: RequestContext, name: Optional[str] = None) -> None:
+        """List sensors: name, description, units, type and type parameters.
+
+        Parameters
+        ----------
+        name
+            A sensor name, or ``/regex/`` to list every sensor whose name
+            matches (``re.search``); all sensors if omitted.
+        """
+        ctx.informs(
+            (sensor.name, sensor.description, sensor.units, sensor.type_name, *sensor.params)
+            for sensor in self._select_sensors(name)
+        )
+
+    async def request_sensor_value(self, ctx: RequestContext, name: Optional[str] = None) -> None:
+        """Report current sensor readings (timestamp, status and value).
+
+        Parameters
+        ----------
+        name
+            A sensor name, or ``/regex/`` to report every sensor whose name
+            matches (``re.search``); all sensors if omitted.
+        """
+        ctx.informs(_status_args(sensor, sensor.reading) for sensor in self._select_sensors(name))
+
+    async def request_sensor_sampling(
+        self,
+        ctx: RequestContext,
+        name: str,
+        strategy: Optional[SensorSampler.Strategy] = None,
+        *args: bytes,
+    ) -> Tuple[Any, ...]:
+        """Query or set the sampling strategy of one or more sensors.
+
+        ``?sensor-sampling name`` reports the current strategy. With a
+        strategy (``none``, ``auto``, ``period P``, ``event``,
+        ``differential D``, ``event-rate S L``, ``differential-rate D S L``)
+        it is set for every sensor in the comma-separated list, atomically:
+        if any sensor is unknown or unsuitable, nothing changes. Setting any
+        strategy but ``none`` reports each sensor's current reading at once.
+
+        Parameters
+        ----------
+        name
+            Sensor name, or several separated by commas (set form only).
+        strategy
+            The strategy to set; omit to query.
+        *args
+            The strategy's parameters (times in seconds).
+        """
+        conn = ctx.conn
+        names = name.split(",")
+        if strategy is None:
+            if len(names) > 1:
+                raise FailReply("Cannot query multiple sensors")
+            sensor = self.sensors.get(name)
+            if sensor is None:
+                raise FailReply(f"Unknown sensor {name!r}")
+            sampler = get_sampler(conn, sensor)
+            return (name, *(sampler.wire_parameters() if sampler is not None else _NONE))
+        plan = self._resolve_sampling(names, strategy, args)
+        first_spec, first_auto = plan[0][1], plan[0][2]
+        if strategy is SensorSampler.Strategy.NONE:
+            reply_params = _NONE
+        elif first_auto or first_spec is None:
+            reply_params = [encode(strategy)]
+        else:
+            reply_params = first_spec.wire_params()
+        state = _client_sampling(conn)
+        async with state.lock:
+            await self._apply_sampling(conn, state, plan)
+        return (name.encode("utf-8"), *reply_params)
+
+    async def _apply_sampling(
+        self,
+        conn: ClientConnection,
+        state: _ClientSampling,
+        plan: List[Tuple[Sensor[Any], Optional[StrategySpec], bool]],
+    ) -> None:
+        """Install the validated samplers, yielding to the loop between batches."""
+        observer = state.observer
+        loop = asyncio.get_running_loop()
+        batch = max(1, self.SENSOR_SAMPLING_BATCH)
+        sensors = self.sensors
+        state.requests += 1
+        try:
+            for i, (sensor, spec, is_auto) in enumerate(plan):
+                if i and i % batch == 0:
+                    await asyncio.sleep(0)
+                    await conn.drain()
+                    if conn.is_closing():
+                        return  # the client went away; its samplers are already released
+                if sensors.get(sensor.name) is not sensor:
+                    continue  # removed while we yielded: nothing to sample any more
+                sampler = None
+                if spec is not None:
+                    sampler = SensorSampler._from_spec(sensor, observer, loop, spec, is_auto)
+                set_sampler(conn, sensor, sampler)
+        finally:
+            state.requests -= 1
+
+    async def request_sensor_sampling_clear(self, ctx: RequestContext) -> None:
+        """Set the sampling strategy of every sensor to none, for this client only."""
+        self._sensors_client_closed(ctx.conn)
