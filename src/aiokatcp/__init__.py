@@ -2,6 +2,7 @@
 
 from . import core
 from ._version import __version__
+from .client import AbstractSensorWatcher, Client, ProtocolError, SensorWatcher, SyncState
 from .core import (
     Address,
     DeviceStatus,
@@ -24,11 +25,16 @@ def minor_version() -> str:
 
 
 __all__ = [
+    "AbstractSensorWatcher",
     "Address",
+    "Client",
     "DeviceStatus",
     "KatcpSyntaxError",
     "Message",
     "Now",
+    "ProtocolError",
+    "SensorWatcher",
+    "SyncState",
     "Timestamp",
     "TimestampOrNow",
     "TypeInfo",

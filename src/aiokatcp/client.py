@@ -1,0 +1,946 @@
+"""The KATCP client: connection life cycle, requests, informs and sensor helpers.
+
+This module owns :class:`Client` and :class:`ClientMeta`. The pieces it
+delegates to live in private modules: reply matching and message ids in
+:mod:`._client_requests`, sensor watching in :mod:`._sensor_watcher`
+(re-exported here).
+
+The connection life cycle is an explicit state machine (see
+``doc/dev/client-fsm.rst``)::
+
+    CONNECTING -> NEGOTIATING -> CONNECTED -> DISCONNECTING -> SLEEPING -> CONNECTING ...
+                                                           \\-> CLOSED
+
+Rules that keep it simple:
+
+* one task (``_run``) owns the life cycle; the connection callbacks only
+  record what happened and make the transitions that must be immediate
+  (leaving ``CONNECTED`` when the socket goes away);
+* every transition goes through :meth:`Client._set_state`, which also fires
+  the connected/disconnected callbacks and fails pending requests whenever
+  no connection is usable;
+* ``CLOSED`` is final.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import functools
+import inspect
+import logging
+import random
+import re
+import warnings
+from typing import (
+    Any,
+    Callable,
+    Coroutine,
+    Dict,
+    FrozenSet,
+    List,
+    Optional,
+    Set,
+    Tuple,
+    Type,
+    TypeVar,
+)
+
+from ._client_requests import ReplyAndInforms, RequestTracker
+from ._codec import DEFAULT_LIMIT
+from ._handlers import collect_handlers, wrap_handler
+from ._message import Message
+from ._sensor_watcher import AbstractSensorWatcher, SensorWatcher, SyncState, _SensorMonitor
+from ._typeinfo import get_decoder
+from ._values import Address, LogLevel, Timestamp
+from .connection import Connection, ConnectionLoggerAdapter
+from .exceptions import FailReply, InvalidReply, ProtocolError
+from .sensor import Reading, Sensor
+
+__all__ = [
+    "AbstractSensorWatcher",
+    "Client",
+    "ClientMeta",
+    "ProtocolError",
+    "SensorWatcher",
+    "SyncState",
+]
+
+logger = logging.getLogger(__name__)
+#: ``#log`` informs from servers are re-logged here (level mapped from the KATCP level).
+remote_logger = logging.getLogger(__name__ + ".remote")
+
+_C = TypeVar("_C", bound="Client")
+_T = TypeVar("_T")
+_VERSION_RE = re.compile(r"^(\d+)\.(\d+)(?:-(.*))?$")
+#: Python types used to decode sensor values by KATCP type name (discrete and string as bytes).
+_SENSOR_VALUE_TYPES: Dict[bytes, type] = {
+    b"integer": int,
+    b"float": float,
+    b"boolean": bool,
+    b"timestamp": Timestamp,
+    b"address": Address,
+}
+_STATUS_DECODER = get_decoder(Sensor.Status)
+_LOG_LEVELS = {level.name.lower().encode(): int(level) for level in LogLevel}
+
+
+class _State(enum.Enum):
+    """Life-cycle states of a :class:`Client` (see ``doc/dev/client-fsm.rst``)."""
+
+    CONNECTING = 1  #: opening the TCP connection (also the state before the loop runs)
+    NEGOTIATING = 2  #: TCP is up; waiting to learn the protocol version
+    CONNECTED = 3  #: ready for requests
+    DISCONNECTING = 4  #: we are closing the connection and waiting for it to go
+    SLEEPING = 5  #: waiting (back-off) before the next attempt
+    CLOSED = 6  #: final: closed by the user or given up (``auto_reconnect=False``)
+
+
+#: States in which a connection (``Client._conn``) exists.
+_HAVE_CONNECTION = frozenset({_State.NEGOTIATING, _State.CONNECTED, _State.DISCONNECTING})
+
+
+class ClientMeta(type):
+    """Metaclass collecting ``inform_*`` methods into ``_inform_handlers``.
+
+    ``inform_foo_bar`` handles ``#foo-bar``; its annotated parameters are
+    decoded from the message arguments just like server request handlers.
+    """
+
+    def __init__(cls, name: str, bases: Tuple[type, ...], namespace: Dict[str, Any]) -> None:
+        super().__init__(name, bases, namespace)
+        cls._inform_handlers = collect_handlers(cls, "inform_", 1, require_docstring=False)
+
+
+def _isolated(what: str, func: Callable[..., Any], *args: Any) -> None:
+    """Call a user callback, logging (not propagating) any exception it raises."""
+    try:
+        func(*args)
+    except Exception:
+        logger.exception("Exception in %s %r", what, func)
+
+
+class Client(metaclass=ClientMeta):
+    """A KATCP client that keeps a connection to one device.
+
+    The client connects in the background (and, by default, reconnects
+    whenever the connection is lost), learns the server's protocol version
+    and flags from ``#version-connect``, and matches replies to requests.
+    It may be constructed before the event loop runs: connecting starts as
+    soon as the loop does (or on the first ``await`` of one of its methods).
+
+    Subclasses may define ``inform_<name>`` methods (typed arguments are
+    decoded as for server request handlers) and override
+    :meth:`unhandled_inform`; nothing else is a supported override.
+
+    Parameters
+    ----------
+    host, port
+        The server to connect to.
+    auto_reconnect
+        Whether to reconnect (with randomised exponential back-off) after a
+        failed attempt or a lost connection. If false, the first failure
+        closes the client.
+    limit
+        Maximum length of an incoming line, in bytes.
+    loop
+        Event loop to use (deprecated; defaults to the running loop).
+    keepalive
+        If set, check the connection every `keepalive` seconds: when nothing
+        was received in that time a ``?watchdog`` is sent, and if it is not
+        answered within another `keepalive` seconds the connection is
+        dropped (and re-established if `auto_reconnect`).
+    negotiation_timeout
+        How long to wait for ``#version-connect`` after connecting. A server
+        that never sends it (a v4 or minimal device) is then assumed to have
+        no protocol flags: no message ids, so requests are serialised.
+
+    Attributes
+    ----------
+    host, port, auto_reconnect, keepalive, negotiation_timeout
+        As passed.
+    protocol_flags : FrozenSet[str]
+        Flags from ``#version-connect katcp-protocol`` (``"I"``: message
+        ids, ``"B"``: bulk sensor sampling, ``"T"``: timeout hints, ...).
+    protocol_version : Optional[Tuple[int, int]]
+        ``(major, minor)`` of the server's protocol, ``(4, 0)`` for a server
+        detected as v4, or ``None`` if unknown.
+    last_exc : Optional[Exception]
+        Why the client is not connected (``None`` while connected).
+    logger : logging.LoggerAdapter
+        Logger that tags messages with the server address.
+    """
+
+    _inform_handlers: Dict[str, Callable[..., Any]]
+    #: Back-off bounds for reconnecting (seconds).
+    _BACKOFF_INITIAL = 0.5
+    _BACKOFF_MAX = 60.0
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        auto_reconnect: bool = True,
+        limit: int = DEFAULT_LIMIT,
+        loop: Optional[asyncio.AbstractEventLoop] = None,
+        keepalive: Optional[float] = None,
+        negotiation_timeout: float = 5.0,
+    ) -> None:
+        if keepalive is not None and keepalive <= 0:
+            raise ValueError("keepalive must be positive")
+        self.host = host
+        self.port = port
+        self.auto_reconnect = auto_reconnect
+        self.keepalive = keepalive
+        self.negotiation_timeout = negotiation_timeout
+        self.protocol_flags: FrozenSet[str] = frozenset()
+        self.protocol_version: Optional[Tuple[int, int]] = None
+        self.last_exc: Optional[Exception] = None
+        self.logger: logging.LoggerAdapter[logging.Logger] = ConnectionLoggerAdapter(
+            logger, {"address": f"{host}:{port}"}
+        )
+        self._limit = limit
+        self._loop = loop
+        self._state = _State.CONNECTING
+        self._closing = False
+        self._task: Optional[asyncio.Task[None]] = None
+        self._conn: Optional[Connection] = None
+        self._negotiated: Optional[asyncio.Future[None]] = None
+        self._lost: Optional[asyncio.Future[None]] = None
+        self._version_assumed = False
+        self._mid_support = False
+        self._tracker = RequestTracker()
+        self._request_lock: Optional[asyncio.Lock] = None
+        self._timeout_hints: Dict[str, float] = {}
+        self._backoff = self._BACKOFF_INITIAL
+        self._rx_count = 0
+        self._state_waiters: List[asyncio.Future[None]] = []
+        self._connected_callbacks: List[Callable[[], None]] = []
+        self._disconnected_callbacks: List[Callable[[], None]] = []
+        self._failed_connect_callbacks: List[Callable[[Exception], None]] = []
+        # name -> [(callback as given, callable taking the message)]
+        self._inform_callbacks: Dict[str, List[Tuple[Any, Callable[[Message], Any]]]] = {}
+        self._raw_inform_callbacks: Dict[str, Tuple[Callable[[Message], None], ...]] = {}
+        self._tasks: Set[asyncio.Task[Any]] = set()
+        self._monitor: Optional[_SensorMonitor] = None
+        try:
+            running: Optional[asyncio.AbstractEventLoop] = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is not None and (loop is None or loop is running):
+            self._ensure_started()
+        elif loop is not None:
+            loop.call_soon(self._ensure_started)
+
+    # -- construction and life cycle (public) -----------------------------------------------
+
+    @classmethod
+    async def connect(
+        cls: Type[_C],
+        host: str,
+        port: int,
+        *,
+        auto_reconnect: bool = True,
+        limit: int = DEFAULT_LIMIT,
+        loop: Optional[asyncio.AbstractEventLoop] = None,
+        **kwargs: Any,
+    ) -> _C:
+        """Create a client and wait until it is connected.
+
+        A server speaking an unsupported protocol version makes this raise
+        :class:`ProtocolError` even with `auto_reconnect` (retrying would not
+        help); other failures are retried if `auto_reconnect` is true.
+
+        Raises
+        ------
+        ProtocolError
+            if the server's protocol version is not supported
+        OSError
+            if `auto_reconnect` is false and the connection attempt fails
+        """
+        client = cls(host, port, auto_reconnect=auto_reconnect, limit=limit, loop=loop, **kwargs)
+        try:
+            await client._wait_connected(give_up_on_protocol_error=True)
+        except BaseException:
+            client.close()
+            await client.wait_closed()
+            raise
+        return client
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The event loop the client runs on."""
+        if self._loop is None:
+            return asyncio.get_running_loop()
+        return self._loop
+
+    @property
+    def is_connected(self) -> bool:
+        """Whether the client is connected and negotiated (ready for requests)."""
+        return self._state is _State.CONNECTED
+
+    async def wait_connected(self) -> None:
+        """Wait until the client is connected.
+
+        Raises
+        ------
+        Exception
+            :attr:`last_exc` (or :exc:`ConnectionAbortedError`) if the client
+            is or becomes closed, instead of waiting forever
+        """
+        await self._wait_connected(give_up_on_protocol_error=False)
+
+    async def wait_disconnected(self) -> None:
+        """Wait until there is no connection to the server (returns at once if there is none)."""
+        self._ensure_started()
+        await self._wait_for(lambda: self._state not in _HAVE_CONNECTION)
+
+    def close(self) -> None:
+        """Stop reconnecting and start closing the connection (see :meth:`wait_closed`)."""
+        if self._closing:
+            return
+        self._closing = True
+        self.last_exc = ConnectionAbortedError("Software caused connection abort")
+        if self._monitor is not None:
+            self._monitor.close()
+        conn = self._conn
+        if conn is not None:
+            self._set_state(_State.DISCONNECTING)
+            conn.close()
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+        elif self._task is None:
+            self._set_state(_State.CLOSED)
+
+    async def wait_closed(self) -> None:
+        """Wait until the client is closed (after :meth:`close`, or after giving up)."""
+        if self._task is not None:
+            await asyncio.wait({self._task})
+        while self._tasks:
+            await asyncio.wait(set(self._tasks))
+
+    async def __aenter__(self: _C) -> _C:
+        self._ensure_started()
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        self.close()
+        await self.wait_closed()
+
+    def __del__(self) -> None:
+        if self._task is not None and self._state is not _State.CLOSED:
+            warnings.warn(f"unclosed client {self!r}", ResourceWarning, stacklevel=1)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.host}:{self.port} {self._state.name}>"
+
+    # -- callbacks ---------------------------------------------------------------------------
+
+    def add_connected_callback(self, callback: Callable[[], None]) -> None:
+        """Call `callback()` each time the client becomes connected (in registration order)."""
+        self._connected_callbacks.append(callback)
+
+    def remove_connected_callback(self, callback: Callable[[], None]) -> None:
+        """Undo :meth:`add_connected_callback` (:exc:`ValueError` if not registered)."""
+        self._connected_callbacks.remove(callback)
+
+    def add_disconnected_callback(self, callback: Callable[[], None]) -> None:
+        """Call `callback()` each time a connected client loses its connection."""
+        self._disconnected_callbacks.append(callback)
+
+    def remove_disconnected_callback(self, callback: Callable[[], None]) -> None:
+        """Undo :meth:`add_disconnected_callback` (:exc:`ValueError` if not registered)."""
+        self._disconnected_callbacks.remove(callback)
+
+    def add_failed_connect_callback(self, callback: Callable[[Exception], None]) -> None:
+        """Call `callback(exc)` each time a connection attempt fails (connect or negotiation)."""
+        self._failed_connect_callbacks.append(callback)
+
+    def remove_failed_connect_callback(self, callback: Callable[[Exception], None]) -> None:
+        """Undo :meth:`add_failed_connect_callback` (:exc:`ValueError` if not registered)."""
+        self._failed_connect_callbacks.remove(callback)
+
+    def add_inform_callback(self, name: str, callback: Callable[..., Any]) -> None:
+        """Call `callback` with the (decoded) arguments of every asynchronous ``#name``.
+
+        Arguments are decoded from the callback's annotations, as for
+        ``inform_*`` methods. Callbacks run after the class's handler.
+        """
+        wrapped = wrap_handler(name, callback, 0)
+        self._inform_callbacks.setdefault(name, []).append((callback, wrapped))
+
+    def remove_inform_callback(self, name: str, callback: Callable[..., Any]) -> None:
+        """Undo :meth:`add_inform_callback` (:exc:`ValueError` if not registered)."""
+        callbacks = self._inform_callbacks.get(name, [])
+        for i, (orig, _) in enumerate(callbacks):
+            if orig == callback:
+                del callbacks[i]
+                if not callbacks:
+                    del self._inform_callbacks[name]
+                return
+        raise ValueError(f"{callback!r} is not registered for #{name}")
+
+    def _add_raw_inform_callback(self, name: str, callback: Callable[[Message], None]) -> None:
+        """Register an internal callback that takes the message itself (no decoding).
+
+        Used by the sensor monitor for ``#sensor-status``, the hot path.
+        """
+        self._raw_inform_callbacks[name] = (*self._raw_inform_callbacks.get(name, ()), callback)
+
+    # -- requests ----------------------------------------------------------------------------
+
+    async def request_raw(
+        self, name: str, *args: Any, timeout: Optional[float] = None
+    ) -> ReplyAndInforms:
+        """Send a request and return its reply and informs, whatever the reply code.
+
+        Parameters
+        ----------
+        name
+            Request name.
+        *args
+            Arguments, encoded with the type registry.
+        timeout
+            Seconds to wait for the reply; if ``None``, the server's
+            ``?request-timeout-hint`` for `name` (if any), else no limit.
+
+        Raises
+        ------
+        BrokenPipeError
+            if the client is not connected
+        ConnectionResetError
+            if the connection is lost before the reply arrives
+        asyncio.TimeoutError
+            if `timeout` expires (the request is not retried)
+        ValueError, TypeError
+            if `name` is not a valid request name or an argument cannot be encoded
+        """
+        self._ensure_started()
+        if self._state is not _State.CONNECTED:
+            raise BrokenPipeError("Not connected")
+        if timeout is None:
+            timeout = self._timeout_hints.get(name)
+        if self._mid_support:
+            return await self._send_request(name, args, timeout)
+        # Without message ids only one request is outstanding at a time (katcp-protocol §3.4).
+        if self._request_lock is None:
+            self._request_lock = asyncio.Lock()
+        async with self._request_lock:
+            if self._state is not _State.CONNECTED:
+                raise BrokenPipeError("Not connected")
+            return await self._send_request(name, args, timeout)
+
+    async def request(
+        self, name: str, *args: Any, timeout: Optional[float] = None
+    ) -> Tuple[List[bytes], List[Message]]:
+        """Send a request and return the reply arguments after ``ok``, and the informs.
+
+        Raises
+        ------
+        FailReply
+            if the reply is ``fail``
+        InvalidReply
+            if the reply is ``invalid``, has another failure code, or is empty
+        BrokenPipeError, ConnectionResetError, asyncio.TimeoutError
+            see :meth:`request_raw`
+        """
+        reply, informs = await self.request_raw(name, *args, timeout=timeout)
+        reply_args = reply.arguments
+        if reply_args and reply_args[0] == b"ok":
+            return reply_args[1:], informs
+        text = b" ".join(reply_args[1:]).decode("utf-8", errors="replace")
+        if not reply_args:
+            raise InvalidReply(f"empty reply to ?{name}")
+        if reply_args[0] == b"fail":
+            raise FailReply(text)
+        if reply_args[0] == b"invalid":
+            raise InvalidReply(text)
+        code = reply_args[0].decode("utf-8", errors="replace")
+        raise InvalidReply(f"{code}: {text}" if text else code)
+
+    async def _send_request(
+        self, name: str, args: Tuple[Any, ...], timeout: Optional[float]
+    ) -> ReplyAndInforms:
+        """Send one request on the current connection (no state or lock checks)."""
+        conn = self._conn
+        if conn is None:
+            raise BrokenPipeError("Not connected")
+        tracker = self._tracker
+        mid = tracker.allocate_mid() if self._mid_support else None
+        msg = Message.request(name, *args, mid=mid)
+        loop = self.loop
+        future: asyncio.Future[ReplyAndInforms] = loop.create_future()
+        req = tracker.add(name, mid, future)
+        conn.write_message(msg)
+        handle = None
+        if timeout is not None:
+            handle = loop.call_later(timeout, _expire, future, name, timeout)
+        try:
+            return await future
+        except BaseException:
+            tracker.abandon(req)
+            raise
+        finally:
+            if handle is not None:
+                handle.cancel()
+
+    # -- sensor helpers ----------------------------------------------------------------------
+
+    async def sensor_reading(
+        self, sensor_name: str, sensor_type: Optional[type] = None
+    ) -> Reading[Any]:
+        """Query one sensor's current reading (``?sensor-value``).
+
+        Parameters
+        ----------
+        sensor_name
+            The exact sensor name.
+        sensor_type
+            Python type to decode the value as. If omitted, ``?sensor-list``
+            gives the KATCP type (discrete and string values stay ``bytes``).
+
+        Raises
+        ------
+        FailReply
+            if the server does not know the sensor or returns other than one reading
+        ValueError
+            if the reply cannot be decoded
+        """
+        if sensor_type is None:
+            results = await asyncio.gather(
+                self.request("sensor-value", sensor_name),
+                self.request("sensor-list", sensor_name),
+                return_exceptions=True,
+            )
+            for result in results:
+                if isinstance(result, BaseException):
+                    raise result
+            (_, value_informs), (_, list_informs) = results  # type: ignore[misc]
+            if len(list_informs) != 1 or len(list_informs[0].arguments) < 4:
+                raise FailReply(f"unexpected ?sensor-list reply for {sensor_name!r}")
+            sensor_type = _SENSOR_VALUE_TYPES.get(list_informs[0].arguments[3], bytes)
+        else:
+            _, value_informs = await self.request("sensor-value", sensor_name)
+        if len(value_informs) != 1:
+            raise FailReply(f"Server returned {len(value_informs)} sensors, but only 1 expected")
+        args = value_informs[0].arguments
+        if len(args) != 5:
+            raise ValueError(f"malformed #sensor-value inform: {value_informs[0]}")
+        timestamp = get_decoder(Timestamp)(args[0])
+        status = _STATUS_DECODER(args[3])
+        value = get_decoder(sensor_type)(args[4])
+        return Reading(timestamp, status, value)
+
+    async def sensor_value(self, sensor_name: str, sensor_type: Optional[type] = None) -> Any:
+        """Query one sensor's current value (see :meth:`sensor_reading`).
+
+        Raises
+        ------
+        ValueError
+            if the reading's status means it has no valid value
+        """
+        reading = await self.sensor_reading(sensor_name, sensor_type)
+        if not reading.status.valid_value():
+            raise ValueError(f"Reading for {sensor_name} has status {reading.status.name}")
+        return reading.value
+
+    def add_sensor_watcher(self, watcher: AbstractSensorWatcher) -> None:
+        """Start mirroring the server's sensors into `watcher` (also when already connected)."""
+        if self._closing:
+            raise RuntimeError("client is closed")
+        if self._monitor is None:
+            self._monitor = _SensorMonitor(self)
+        self._monitor.add_watcher(watcher)
+
+    def remove_sensor_watcher(self, watcher: AbstractSensorWatcher) -> None:
+        """Stop updating `watcher` (its sensors are unsubscribed at the next sync)."""
+        if self._monitor is not None:
+            self._monitor.remove_watcher(watcher)
+
+    # -- incoming messages -------------------------------------------------------------------
+
+    def handle_message(self, conn: Connection, msg: Message) -> None:
+        """Route one message from the server (called by the connection)."""
+        if conn is not self._conn:
+            return
+        self._rx_count += 1
+        mtype = msg.mtype
+        if mtype is Message.Type.INFORM:
+            if self._tracker.handle_inform(msg):
+                return
+            if msg.mid is not None:
+                self.logger.debug("Dropping inform for unknown message id: %s", msg)
+                return
+            if self._state is _State.NEGOTIATING and msg.name in ("version", "build-state"):
+                self._detected_v4()
+            self.handle_inform(msg)
+        elif mtype is Message.Type.REPLY:
+            if not self._tracker.handle_reply(msg):
+                self.logger.debug("Dropping unexpected or late reply: %s", msg)
+        else:
+            self.logger.info("Ignoring request sent by the server: %s", msg)
+
+    def handle_inform(self, msg: Message) -> None:
+        """Dispatch an asynchronous inform to ``inform_<name>`` (or :meth:`unhandled_inform`),
+        then to the callbacks registered with :meth:`add_inform_callback`."""
+        name = msg.name
+        handler = self._inform_handlers.get(name)
+        if handler is None:
+            self.unhandled_inform(msg)
+        else:
+            self._call_inform(handler, self, msg)
+        raw_callbacks = self._raw_inform_callbacks.get(name)
+        if raw_callbacks is not None:
+            for raw_callback in raw_callbacks:
+                try:
+                    raw_callback(msg)
+                except Exception:
+                    self.logger.exception("Exception while handling %s", msg)
+        callbacks = self._inform_callbacks.get(name)
+        if callbacks:
+            for _, callback in tuple(callbacks):
+                self._call_inform(callback, msg)
+
+    def _call_inform(self, func: Callable[..., Any], *args: Any) -> None:
+        try:
+            result = func(*args)
+        except (FailReply, InvalidReply) as exc:
+            self.logger.warning("Could not handle #%s: %s", args[-1].name, exc)
+        except Exception:
+            self.logger.exception("Exception while handling %s", args[-1])
+        else:
+            if inspect.isawaitable(result):
+                self._create_task(self._await_inform(result, args[-1]))
+
+    async def _await_inform(self, awaitable: Any, msg: Message) -> None:
+        try:
+            await awaitable
+        except (FailReply, InvalidReply) as exc:
+            self.logger.warning("Could not handle #%s: %s", msg.name, exc)
+        except Exception:
+            self.logger.exception("Exception while handling %s", msg)
+
+    def _create_task(self, coro: Coroutine[Any, Any, _T]) -> asyncio.Task[_T]:
+        """Start a task owned by the client: cancelled on close, awaited by :meth:`wait_closed`."""
+        task = self.loop.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    def unhandled_inform(self, msg: Message) -> None:
+        """Called for an asynchronous inform with no ``inform_*`` method.
+
+        The default logs it at debug level, unless a callback is registered for it.
+        """
+        if msg.name not in self._inform_callbacks and msg.name not in self._raw_inform_callbacks:
+            self.logger.debug("Unhandled inform %s", msg)
+
+    def inform_version_connect(
+        self, api: str, version: str, build_state: Optional[str] = None
+    ) -> None:
+        """Learn the protocol version and flags from ``#version-connect katcp-protocol``."""
+        if api != "katcp-protocol":
+            return
+        match = _VERSION_RE.match(version)
+        if match is None or int(match.group(1)) != 5:
+            exc = ProtocolError(
+                f"Server speaks KATCP protocol version {version!r}; "
+                "this client only supports version 5",
+                version,
+            )
+            self.logger.error("%s", exc)
+            self.last_exc = exc
+            negotiated = self._negotiated
+            if negotiated is not None and not negotiated.done():
+                negotiated.set_exception(exc)
+            else:
+                self._drop_connection(exc)
+            return
+        major_minor = (int(match.group(1)), int(match.group(2)))
+        flags = frozenset(match.group(3) or "")
+        if self._state is _State.NEGOTIATING or self._version_assumed:
+            self._set_protocol(major_minor, flags)
+            self._version_assumed = False
+        elif (major_minor, flags) != (self.protocol_version, self.protocol_flags):
+            self.logger.warning("Ignoring a second, different #version-connect: %s", version)
+
+    def inform_disconnect(self, reason: str) -> None:
+        """The server is about to close the connection: close our side too."""
+        self.logger.info("Server disconnected: %s", reason)
+        self._drop_connection(ConnectionResetError(f"Server disconnected: {reason}"))
+
+    def inform_log(self, level: bytes, timestamp: bytes, name: bytes, *message: bytes) -> None:
+        """Re-log a server ``#log`` message on the ``aiokatcp.client.remote`` logger."""
+        pylevel = _LOG_LEVELS.get(level.lower(), logging.WARNING)
+        text = b" ".join(message).decode("utf-8", errors="replace")
+        remote_name = name.decode("utf-8", errors="replace")
+        remote_logger.log(
+            max(pylevel, 1),
+            "%s: %s [%s]",
+            remote_name,
+            text,
+            self.logger.extra["address"] if self.logger.extra else "",
+            extra={"katcp_logger": remote_name, "katcp_timestamp": timestamp},
+        )
+
+    # -- connection callbacks (from Connection) ----------------------------------------------
+
+    def _connection_made(self, conn: Connection) -> None:
+        self._conn = conn
+        self.logger = conn.logger
+        loop = self.loop
+        self._negotiated = loop.create_future()
+        self._lost = loop.create_future()
+        self._tracker = RequestTracker()
+        self._request_lock = None
+        self._timeout_hints = {}
+        self._set_protocol(None, frozenset())
+        self._set_state(_State.NEGOTIATING)
+
+    def _eof_received(self, conn: Connection) -> bool:
+        conn.logger.debug("Server closed its end of the connection")
+        return False
+
+    def _connection_lost(self, conn: Connection, exc: Optional[Exception]) -> None:
+        if conn is not self._conn:
+            return
+        self._conn = None
+        if self._state is not _State.DISCONNECTING:
+            lost: Exception = ConnectionResetError("Connection closed by the server")
+            lost.__cause__ = exc
+            self.last_exc = lost
+            conn.logger.info("Connection lost: %s", exc or "closed by the server")
+        negotiated = self._negotiated
+        if negotiated is not None and not negotiated.done():
+            negotiated.set_exception(self.last_exc or ConnectionResetError("Connection lost"))
+            negotiated.exception()  # the run task may be gone (closing); avoid a warning
+        if self._closing or not self.auto_reconnect:
+            self._set_state(_State.CLOSED)
+        else:
+            self._set_state(_State.SLEEPING)
+        if self._lost is not None and not self._lost.done():
+            self._lost.set_result(None)
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _ensure_started(self) -> None:
+        """Start the life-cycle task if it has not been started (needs a running loop)."""
+        if self._task is not None or self._closing:
+            return
+        loop = asyncio.get_running_loop()
+        if self._loop is not None and self._loop is not loop:
+            raise RuntimeError("Client used from a different event loop than it was given")
+        self._loop = loop
+        self._task = loop.create_task(self._run())
+        # If cancelled before its first step, _run's clean-up never runs; this still does.
+        self._task.add_done_callback(lambda task: self._set_state(_State.CLOSED))
+
+    def _set_state(self, state: _State) -> None:
+        old = self._state
+        if state is old or old is _State.CLOSED:
+            return
+        self._state = state
+        if state is _State.CONNECTED:
+            self.last_exc = None
+            self._backoff = self._BACKOFF_INITIAL
+        elif state is not _State.NEGOTIATING:
+            self._tracker.fail_all(_connection_reset)
+        waiters, self._state_waiters = self._state_waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+        if state is _State.CONNECTED:
+            for callback in list(self._connected_callbacks):
+                _isolated("connected callback", callback)
+        elif old is _State.CONNECTED:
+            for callback in list(self._disconnected_callbacks):
+                _isolated("disconnected callback", callback)
+
+    async def _wait_for(self, predicate: Callable[[], bool]) -> None:
+        while not predicate():
+            waiter = self.loop.create_future()
+            self._state_waiters.append(waiter)
+            await waiter
+
+    async def _wait_connected(self, give_up_on_protocol_error: bool) -> None:
+        self._ensure_started()
+        while True:
+            state = self._state
+            if state is _State.CONNECTED:
+                return
+            if state is _State.CLOSED:
+                raise self.last_exc or ConnectionAbortedError("Client is closed")
+            if (
+                give_up_on_protocol_error
+                and state not in (_State.NEGOTIATING, _State.CONNECTING)
+                and isinstance(self.last_exc, ProtocolError)
+            ):
+                raise self.last_exc
+            await self._wait_for(functools.partial(self._state_is_not, state))
+
+    def _state_is_not(self, state: _State) -> bool:
+        return self._state is not state
+
+    def _set_protocol(self, version: Optional[Tuple[int, int]], flags: FrozenSet[str]) -> None:
+        self.protocol_version = version
+        self.protocol_flags = flags
+        self._mid_support = "I" in flags
+        negotiated = self._negotiated
+        if version is not None and negotiated is not None and not negotiated.done():
+            negotiated.set_result(None)
+
+    def _detected_v4(self) -> None:
+        self.logger.info("Server sent v4 connect informs: assuming KATCP v4 (no message ids)")
+        self._set_protocol((4, 0), frozenset())
+
+    def _fire_failed_connect(self, exc: Exception) -> None:
+        self.last_exc = exc
+        for callback in list(self._failed_connect_callbacks):
+            _isolated("failed-connect callback", callback, exc)
+
+    def _drop_connection(self, exc: Exception, abort: bool = False) -> None:
+        """Close the current connection on our initiative (it will be re-made if wanted)."""
+        conn = self._conn
+        if conn is None or self._state is _State.DISCONNECTING:
+            return
+        self.last_exc = exc
+        self._set_state(_State.DISCONNECTING)
+        if abort:
+            conn.abort()
+        else:
+            conn.close()
+
+    async def _run(self) -> None:
+        """The life-cycle task: connect, negotiate, stay connected, back off, repeat."""
+        try:
+            while not self._closing:
+                self._set_state(_State.CONNECTING)
+                await self._run_connection()
+                if self._closing or not self.auto_reconnect:
+                    break
+                self._set_state(_State.SLEEPING)
+                self._backoff = min(self._backoff * 2, self._BACKOFF_MAX)
+                delay = random.uniform(self._backoff / 2, self._backoff)
+                self.logger.debug("Reconnecting in %.3f s", delay)
+                await asyncio.sleep(delay)
+        finally:
+            conn = self._conn
+            if conn is not None:  # cancelled (closed) with a connection still open
+                self._set_state(_State.DISCONNECTING)
+                conn.close()
+                await conn.wait_closed()
+            self._set_state(_State.CLOSED)
+            if self._monitor is not None:
+                self._monitor.close()
+            for task in list(self._tasks):
+                task.cancel()
+
+    async def _run_connection(self) -> None:
+        """One connection attempt and, if it succeeds, the connection's whole life."""
+        loop = self.loop
+        try:
+            _, conn = await loop.create_connection(
+                lambda: Connection(self, False, self._limit), self.host, self.port
+            )
+        except OSError as exc:
+            self.logger.info("Failed to connect: %s", exc)
+            self._fire_failed_connect(exc)
+            return
+        lost = self._lost
+        negotiated = self._negotiated
+        assert lost is not None and negotiated is not None
+        try:
+            await self._negotiate(negotiated)
+        except ProtocolError as exc:
+            self._fire_failed_connect(exc)
+            self._drop_connection(exc)
+            await lost
+            return
+        except ConnectionError as exc:
+            self._fire_failed_connect(exc)
+            await lost
+            return
+        if self._conn is not conn:  # pragma: no cover - lost without an exception
+            await lost
+            return
+        self._set_state(_State.CONNECTED)
+        keepalive = None
+        if self.keepalive is not None:
+            keepalive = loop.create_task(self._keepalive(conn, self.keepalive))
+        try:
+            await lost
+        finally:
+            if keepalive is not None:
+                keepalive.cancel()
+                await asyncio.wait({keepalive})
+
+    async def _negotiate(self, negotiated: asyncio.Future[None]) -> None:
+        """Wait for the protocol version (or assume one), then fetch timeout hints."""
+        done, _ = await asyncio.wait({negotiated}, timeout=self.negotiation_timeout)
+        if not done:
+            self.logger.warning(
+                "No #version-connect within %g s: assuming a server without protocol flags "
+                "(no message ids; requests are serialised)",
+                self.negotiation_timeout,
+            )
+            self._version_assumed = True
+            self._set_protocol(None, frozenset())
+            return
+        negotiated.result()  # raises ProtocolError or ConnectionError
+        if "T" in self.protocol_flags:
+            await self._fetch_timeout_hints()
+
+    async def _fetch_timeout_hints(self) -> None:
+        try:
+            reply, informs = await self._send_request(
+                "request-timeout-hint", (), self.negotiation_timeout
+            )
+        except asyncio.TimeoutError:
+            self.logger.warning("No reply to ?request-timeout-hint; not using timeout hints")
+            return
+        if not reply.reply_ok():
+            self.logger.warning("?request-timeout-hint failed: %s", reply)
+            return
+        hints: Dict[str, float] = {}
+        for inform in informs:
+            try:
+                name, raw = inform.arguments
+                hint = get_decoder(float)(raw)
+                if hint > 0:
+                    hints[name.decode("ascii")] = hint
+            except (ValueError, UnicodeDecodeError):
+                self.logger.warning("Ignoring malformed timeout hint: %s", inform)
+        self._timeout_hints = hints
+
+    async def _keepalive(self, conn: Connection, interval: float) -> None:
+        """Drop the connection if the server stays silent and ignores ``?watchdog``."""
+        seen = self._rx_count
+        while self._conn is conn:
+            await asyncio.sleep(interval)
+            if self._rx_count != seen:
+                seen = self._rx_count
+                continue
+            try:
+                await self._send_request("watchdog", (), interval)
+            except asyncio.TimeoutError:
+                self.logger.warning(
+                    "No reply to ?watchdog within %g s: dropping the connection", interval
+                )
+                self._drop_connection(
+                    ConnectionResetError(f"Server did not answer ?watchdog within {interval} s"),
+                    abort=True,
+                )
+                return
+            except ConnectionError:
+                return
+            seen = self._rx_count
+
+
+def _connection_reset() -> Exception:
+    return ConnectionResetError("Connection to the server was lost")
+
+
+def _expire(future: asyncio.Future[Any], name: str, timeout: float) -> None:
+    if not future.done():
+        future.set_exception(asyncio.TimeoutError(f"No reply to ?{name} within {timeout} s"))
