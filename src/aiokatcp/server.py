@@ -1,0 +1,880 @@
+"""The KATCP device server: lifecycle, request scheduling, standard requests, log bridge.
+
+asyncio layer. This module owns :class:`DeviceServer` and its metaclass
+:class:`DeviceServerMeta` (which turns ``request_*`` methods, including
+those of plain mixins such as the sensor requests, into typed handlers via
+:mod:`aiokatcp._handlers`). Per-connection state (:class:`ClientConnection`)
+and the handler's view of a request (:class:`RequestContext`) live in
+:mod:`aiokatcp._server_conn`; the sensor requests live in
+:mod:`aiokatcp._server_sensors`.
+
+Scheduling, in one paragraph: requests from one connection run in order
+(the next one starts once the previous one has replied); requests from
+different connections run concurrently. ``max_pending`` bounds the requests
+in progress over all connections; when it is reached, every connection
+stops reading and connections with work queue up in a FIFO, served
+round-robin as slots free. Handlers start synchronously inside the
+scheduler: a plain ``def`` handler, or a coroutine that finishes without
+suspending, needs no task (tasks are created only for handlers that really
+wait; on Python >= 3.12 they start eagerly). Replies produced while
+handling one chunk of input go out in one write.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+import logging
+import socket
+import sys
+import threading
+import time
+import types
+from collections import deque
+from typing import (
+    Any,
+    Callable,
+    Coroutine,
+    Deque,
+    Dict,
+    Generator,
+    List,
+    Optional,
+    Tuple,
+)
+
+from ._codec import DEFAULT_LIMIT
+from ._handlers import collect_handlers, get_request_timeout_hint, request_timeout_hint
+from ._message import Message
+from ._server_conn import ClientConnection, RequestContext
+from ._server_sensors import SensorRequests
+from ._typeinfo import encode
+from ._values import LogLevel, Timestamp
+from ._version import __version__
+from .exceptions import FailReply, InvalidReply
+
+__all__ = [
+    "ClientConnection",
+    "DeviceServer",
+    "DeviceServerMeta",
+    "RequestContext",
+    "request_timeout_hint",
+]
+
+logger = logging.getLogger(__name__)
+
+_REQUEST = Message.Type.REQUEST
+_INFORM = Message.Type.INFORM
+_OK = b"ok"
+_FAIL = b"fail"
+_INVALID = b"invalid"
+_EAGER = sys.version_info >= (3, 12)
+#: Requests one connection may start in one go before letting other work run.
+_BURST = 128
+#: Corked output above which it is written out early (so write back-pressure can act).
+_CORK_FLUSH = 65536
+_PENDING: Any = object()  # marker: the handler continues in a task
+_SHUTTING_DOWN = "server is shutting down"
+_INLINE_ATTR = "_aiokatcp_inline"
+
+
+def _inline(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Mark a built-in ``async def`` handler as safe to start without a task.
+
+    It does not look at :func:`asyncio.current_task` before its first
+    suspension, so on Python < 3.12 it can be driven synchronously.
+    """
+    setattr(func, _INLINE_ATTR, True)
+    return func
+
+
+@types.coroutine
+def _continue(coro: Coroutine[Any, Any, Any], first: Any) -> Generator[Any, Any, Any]:
+    """Go on driving `coro`, which has already yielded `first` (like ``yield from``)."""
+    to_yield = first
+    while True:
+        try:
+            sent = yield to_yield
+        except GeneratorExit:
+            coro.close()
+            raise
+        except BaseException as exc:
+            try:
+                to_yield = coro.throw(exc)
+            except StopIteration as stop:
+                return stop.value
+        else:
+            try:
+                to_yield = coro.send(sent)
+            except StopIteration as stop:
+                return stop.value
+
+
+async def _resume(coro: Coroutine[Any, Any, Any], first: Any) -> Any:
+    return await _continue(coro, first)
+
+
+async def _await(awaitable: Any) -> Any:
+    return await awaitable
+
+
+class DeviceServerMeta(type):
+    """Metaclass collecting ``request_*`` methods into ``_request_handlers``.
+
+    Every function named ``request_<x>`` anywhere in the MRO (plain mixins
+    included) handles ``?<x>`` (``_`` becomes ``-``). Each must have a
+    docstring (its ``?help`` text), or class creation fails with
+    :class:`TypeError`. Arguments are decoded from the annotations (see
+    :func:`aiokatcp.connection.wrap_handler`).
+    """
+
+    def __init__(cls, name: str, bases: Tuple[type, ...], namespace: Dict[str, Any]) -> None:
+        super().__init__(name, bases, namespace)
+        handlers = collect_handlers(cls, "request_", 2, require_docstring=True)
+        cls._request_handlers = handlers
+        cls._request_timeout_hints = {
+            name: hint
+            for name, handler in handlers.items()
+            if (hint := get_request_timeout_hint(handler))  # 0 means "no hint"
+        }
+        cls._inline_requests = frozenset(
+            name
+            for name, handler in handlers.items()
+            if getattr(getattr(handler, "_aiokatcp_orig_handler", None), _INLINE_ATTR, False)
+        )
+
+
+class DeviceServer(SensorRequests, metaclass=DeviceServerMeta):
+    """A KATCP device server.
+
+    Subclass it, set :attr:`VERSION` and :attr:`BUILD_STATE`, and add
+    ``request_*`` methods. Subclass hooks: :meth:`on_stop`,
+    :meth:`restart`, :meth:`unhandled_request`, :attr:`extra_versions`.
+
+    Parameters
+    ----------
+    host
+        Address to listen on (empty string: all interfaces).
+    port
+        Port to listen on (0: pick a free port; see :attr:`sockets`).
+    limit
+        Maximum request line length in bytes.
+    max_pending
+        Maximum number of requests in progress over all connections; when it
+        is reached, the server stops reading from every connection until a
+        request finishes.
+    max_backlog
+        Maximum unsent bytes per client when an asynchronous message is
+        queued; a client over it is disconnected. Default ``2 * limit``.
+    loop
+        Deprecated, kept for compatibility; the running loop is used.
+    sock
+        An already-bound listening socket to serve on (`host` and `port`
+        are then ignored).
+
+    Attributes
+    ----------
+    extra_versions : dict
+        Extra ``role -> (version, [build-state])`` entries reported in
+        ``#version-connect`` and ``?version-list``.
+    disconnect_timeout : float
+        Seconds a closing connection may take to send its last data before
+        it is aborted.
+    """
+
+    VERSION: str
+    BUILD_STATE: str
+    #: Protocol flags advertised in ``#version-connect katcp-protocol``.
+    PROTOCOL_FLAGS = "MIBT"
+    disconnect_timeout = 5.0
+
+    _request_handlers: Dict[str, Callable[..., Any]]
+    _request_timeout_hints: Dict[str, float]
+    _inline_requests: frozenset[str]
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        limit: int = DEFAULT_LIMIT,
+        max_pending: int = 100,
+        max_backlog: Optional[int] = None,
+        loop: Optional[asyncio.AbstractEventLoop] = None,
+        sock: Optional[socket.socket] = None,
+    ) -> None:
+        for attr in ("VERSION", "BUILD_STATE"):
+            if not isinstance(getattr(self, attr, None), str):
+                raise TypeError(f"{type(self).__name__} must define a class attribute {attr}")
+        if max_pending < 1:
+            raise ValueError("max_pending must be at least 1")
+        self.host = host
+        self.port = port
+        self.limit = limit
+        self.max_pending = max_pending
+        self.max_backlog = 2 * limit if max_backlog is None else max_backlog
+        self.extra_versions: Dict[str, Tuple[str, ...]] = {}
+        self._loop = loop
+        self._sock = sock
+        self._server: Optional[asyncio.AbstractServer] = None
+        self._connections: Dict[ClientConnection, None] = {}  # ordered set
+        self._pending = 0
+        self._waiting: Deque[ClientConnection] = deque()
+        self._servicing = False
+        self._all_paused = False
+        self._request_tasks: Dict[asyncio.Task[Any], RequestContext] = {}
+        self._service_tasks: List[asyncio.Task[Any]] = []
+        self._halting = False
+        self._halt_task: Optional[asyncio.Task[None]] = None
+        self._stopped: Optional[asyncio.Event] = None
+        self._stop_exc: Optional[BaseException] = None
+        self._log_level = LogLevel.WARN
+        self._loop_thread: Optional[int] = None
+        self._new_clients: List[Tuple[ClientConnection, bytes]] = []
+        self._init_sensors()
+
+    # -- properties ----------------------------------------------------------------------------
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The event loop the server runs on."""
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
+        return self._loop
+
+    @property
+    def server(self) -> Optional[asyncio.AbstractServer]:
+        """The listening :class:`asyncio.Server`, or ``None`` if not started."""
+        return self._server
+
+    @property
+    def sockets(self) -> Tuple[socket.socket, ...]:
+        """The listening sockets (empty before :meth:`start`); use them to find the port."""
+        if self._server is None:
+            return ()
+        return tuple(getattr(self._server, "sockets", None) or ())
+
+    @property
+    def service_tasks(self) -> Tuple[asyncio.Task[Any], ...]:
+        """The service tasks still running."""
+        return tuple(self._service_tasks)
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start listening.
+
+        Raises
+        ------
+        RuntimeError
+            if the server is already running
+        """
+        if self._server is not None and not self._halting:
+            raise RuntimeError("server is already running")
+        loop = asyncio.get_running_loop()
+        self._loop = loop
+        self._loop_thread = threading.get_ident()
+        self._halting = False
+        self._halt_task = None
+        self._stop_exc = None
+        self._stopped = asyncio.Event()
+
+        def factory() -> ClientConnection:
+            return ClientConnection(self, self.limit)
+
+        if self._sock is not None:
+            self._server = await loop.create_server(factory, sock=self._sock)
+        else:
+            self._server = await loop.create_server(factory, self.host, self.port)
+
+    async def stop(self, cancel: bool = True) -> None:
+        """Shut down (see :meth:`halt`) and wait for it (see :meth:`join`).
+
+        Parameters
+        ----------
+        cancel
+            Cancel requests in progress (each is replied ``fail``); otherwise
+            wait for them to finish.
+        """
+        self.halt(cancel)
+        await self.join()
+
+    def halt(self, cancel: bool = True) -> asyncio.Task[None]:
+        """Start shutting down and return the task doing it.
+
+        Shutdown order: stop listening; reply ``fail`` to requests not yet
+        started; cancel (or, with ``cancel=False``, wait for) requests in
+        progress; send ``#disconnect`` to every client and close the
+        connections; run :meth:`on_stop`; cancel the service tasks.
+        """
+        if self._halt_task is None:
+            self._halting = True
+            self._halt_task = self.loop.create_task(self._halt(cancel))
+        return self._halt_task
+
+    async def _halt(self, cancel: bool) -> None:
+        me = asyncio.current_task()
+        try:
+            if self._server is not None:
+                self._server.close()
+            for conn in list(self._connections):
+                self._fail_queued(conn)
+            for conn in self._waiting:
+                conn._waiting = False
+            self._waiting.clear()
+            tasks = list(self._request_tasks)
+            if tasks:
+                if cancel:
+                    for task in tasks:
+                        task.cancel()
+                await asyncio.wait(tasks)
+            await self._close_connections()
+            try:
+                await self.on_stop()
+            except Exception as exc:
+                logger.exception("Exception in on_stop")
+                if self._stop_exc is None:
+                    self._stop_exc = exc
+            service = [task for task in self._service_tasks if task is not me]
+            for task in service:
+                task.cancel()
+            if service:
+                await asyncio.wait(service)
+            if self._server is not None:
+                await self._server.wait_closed()
+        finally:
+            if self._stopped is None:
+                self._stopped = asyncio.Event()
+            self._stopped.set()
+
+    async def _close_connections(self) -> None:
+        conns = list(self._connections)
+        farewell = bytes(Message.inform("disconnect", "server shutting down"))
+        for conn in conns:
+            conn.write_bytes(farewell)
+            conn.close()
+        waiters = [asyncio.ensure_future(conn.wait_closed()) for conn in conns]
+        if not waiters:
+            return
+        _, late = await asyncio.wait(waiters, timeout=self.disconnect_timeout)
+        for conn in conns:
+            if not conn._closed:
+                conn.logger.warning("Client did not take its last data in time; aborting")
+                conn.abort()
+        if late:
+            await asyncio.wait(late)
+
+    async def join(self) -> None:
+        """Wait until the server has stopped.
+
+        Raises
+        ------
+        Exception
+            the exception of a failed service task or of :meth:`on_stop`
+        """
+        if self._stopped is None:
+            self._stopped = asyncio.Event()
+        await self._stopped.wait()
+        task = self._halt_task
+        if task is not None and task is not asyncio.current_task():
+            await asyncio.wait([task])
+        if self._stop_exc is not None:
+            raise self._stop_exc
+
+    async def on_stop(self) -> None:
+        """Hook: called during shutdown, after the connections are closed."""
+
+    async def restart(self) -> None:
+        """Hook behind ``?restart``: override to restart the device.
+
+        Raises
+        ------
+        FailReply
+            by default: restarting is not supported
+        """
+        raise FailReply("restart is not supported by this device")
+
+    def add_service_task(self, task: asyncio.Task[Any]) -> None:
+        """Attach a background task to the server's lifetime.
+
+        It is cancelled when the server stops. If it fails, the error is
+        logged, the server halts, and the exception is raised again by
+        :meth:`join`/:meth:`stop`. A task that finishes normally is dropped.
+        """
+        self._service_tasks.append(task)
+        task.add_done_callback(self._service_task_done)
+
+    def _service_task_done(self, task: asyncio.Task[Any]) -> None:
+        try:
+            self._service_tasks.remove(task)
+        except ValueError:
+            pass
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is not None:
+            logger.error("Service task %s failed; halting the server", task, exc_info=exc)
+            if self._stop_exc is None:
+                self._stop_exc = exc
+            self.halt()
+
+    # -- connections ----------------------------------------------------------------------------
+
+    def _connection_made(self, conn: ClientConnection) -> None:
+        conn.logger.info("Client connected")
+        if self._halting:
+            conn.write_message(Message.inform("disconnect", "server shutting down"))
+            conn.close()
+            return
+        conn.write_messages(
+            Message._make(_INFORM, "version-connect", list(args), None)
+            for args in self._version_args()
+        )
+        if self._connections:
+            if not self._new_clients:
+                self.loop.call_soon(self._announce_clients)
+            line = bytes(Message.inform("client-connected", conn.address))
+            self._new_clients.append((conn, line))
+        self._connections[conn] = None
+        if self._all_paused:
+            conn.pause_reading()
+
+    def _announce_clients(self) -> None:
+        """Send ``#client-connected`` for this loop iteration's new clients, one write each."""
+        new = self._new_clients
+        self._new_clients = []
+        new_order = {conn: i for i, (conn, _) in enumerate(new)}
+        for conn in list(self._connections):
+            # A client hears about those that connected after it.
+            start = new_order.get(conn, -1) + 1
+            data = b"".join(line for other, line in new[start:] if other is not conn)
+            if data:
+                conn.write_async_bytes(data)
+
+    def _connection_lost(self, conn: ClientConnection, exc: Optional[Exception]) -> None:
+        if exc is not None:
+            conn.logger.info("Connection lost: %s", exc)
+        else:
+            conn.logger.info("Connection closed")
+        self._connections.pop(conn, None)
+        conn._queue.clear()
+        if conn._waiting:
+            conn._waiting = False
+            try:
+                self._waiting.remove(conn)
+            except ValueError:
+                pass
+        try:
+            self._sensors_client_closed(conn)
+        finally:
+            self._update_all_paused()
+
+    def _eof_received(self, conn: ClientConnection) -> bool:
+        # Finish (and answer) what the client already sent, then close.
+        conn._eof = True
+        if conn._busy is None and not conn._queue:
+            conn.close()
+        return True
+
+    # -- request scheduling ---------------------------------------------------------------------
+
+    def handle_message(self, conn: ClientConnection, msg: Message) -> None:
+        """Entry point for every message from a client (only requests are acted on)."""
+        if msg.mtype is not _REQUEST:
+            return  # replies and informs from clients are ignored
+        if self._halting:
+            self._reply_error(conn, msg, _FAIL, _SHUTTING_DOWN)
+            return
+        if (
+            conn._busy is None
+            and not conn._queue
+            and self._pending < self.max_pending
+            and conn._burst < _BURST
+            and not conn._write_paused
+            and conn._corked_size < _CORK_FLUSH
+        ):
+            conn._burst += 1
+            self._start_request(conn, msg)
+            return
+        conn._queue.append(msg)
+        self._pump(conn)
+
+    def _pump(self, conn: ClientConnection) -> None:
+        """Start `conn`'s queued requests while it is allowed to run them."""
+        queue = conn._queue
+        while queue and conn._busy is None and not conn._closed:
+            if conn._corked_size >= _CORK_FLUSH:
+                conn._flush_corked()
+            if conn._write_paused:
+                break  # resume_writing calls _connection_ready
+            if self._pending >= self.max_pending:
+                if not conn._waiting:
+                    conn._waiting = True
+                    self._waiting.append(conn)
+                self._pause_all()
+                break
+            if conn._burst >= _BURST:
+                conn._schedule_continue()
+                break
+            conn._burst += 1
+            self._start_request(conn, queue.popleft())
+        if queue:
+            conn.pause_reading()
+        else:
+            if not self._all_paused:
+                conn.resume_reading()
+            if conn._eof and conn._busy is None:
+                conn.close()
+
+    def _start_request(self, conn: ClientConnection, msg: Message) -> None:
+        ctx = RequestContext(conn, msg)
+        conn._busy = ctx
+        self._pending += 1
+        try:
+            handler = self._request_handlers.get(msg.name)
+            if handler is None:
+                result = self.unhandled_request(ctx, msg)
+                inline_ok = getattr(self.unhandled_request, _INLINE_ATTR, False)
+            else:
+                result = handler(self, ctx, msg)
+                inline_ok = msg.name in self._inline_requests
+            if result is not None and hasattr(result, "__await__"):
+                result = self._start_coroutine(ctx, result, inline_ok)
+                if result is _PENDING:
+                    ctx._inline = False
+                    return
+        except asyncio.CancelledError:
+            self._request_cancelled(ctx)
+        except Exception as exc:
+            self._request_failed(ctx, exc)
+        else:
+            self._request_succeeded(ctx, result)
+        self._pending -= 1
+        if conn._busy is ctx:
+            conn._busy = None
+
+    def _start_coroutine(self, ctx: RequestContext, awaitable: Any, inline_ok: bool) -> Any:
+        """Run a handler's awaitable as far as it goes now; return its result or ``_PENDING``."""
+        loop = self.loop
+        if not inspect.iscoroutine(awaitable):
+            task = loop.create_task(_await(awaitable))
+        elif _EAGER:
+            task = asyncio.Task(awaitable, loop=loop, eager_start=True)  # type: ignore[call-arg,unused-ignore]
+            if task.done():
+                return task.result()
+        elif inline_ok:
+            try:
+                first = awaitable.send(None)
+            except StopIteration as stop:
+                return stop.value
+            task = loop.create_task(_resume(awaitable, first))
+        else:
+            task = loop.create_task(awaitable)
+        self._request_tasks[task] = ctx
+        task.add_done_callback(functools.partial(self._task_done, ctx))
+        return _PENDING
+
+    def _task_done(self, ctx: RequestContext, task: asyncio.Task[Any]) -> None:
+        self._request_tasks.pop(task, None)
+        conn = ctx.conn
+        ctx._inline = True  # the reply below must not reschedule the connection
+        conn.cork()
+        try:
+            try:
+                result = task.result()
+            except asyncio.CancelledError:
+                self._request_cancelled(ctx)
+            except Exception as exc:
+                self._request_failed(ctx, exc)
+            else:
+                self._request_succeeded(ctx, result)
+            self._pending -= 1
+            if conn._busy is ctx:
+                conn._busy = None
+            self._connection_ready(conn)
+        finally:
+            conn.uncork()
+
+    def _request_replied(self, ctx: RequestContext) -> None:
+        """Called by the context when its reply is written."""
+        conn = ctx.conn
+        if conn._busy is ctx:
+            conn._busy = None
+            if not ctx._inline:
+                # Replied from a running task: the connection may go on, but not from
+                # inside the handler's call to reply().
+                self.loop.call_soon(self._connection_ready, conn)
+
+    def _connection_ready(self, conn: ClientConnection) -> None:
+        """`conn` may be able to start another request, or a slot was freed: schedule."""
+        if conn._queue and conn._busy is None and not conn._waiting and not conn._closed:
+            conn._waiting = True
+            self._waiting.append(conn)
+        self._service_waiting()
+        self._update_all_paused()
+        if conn._eof and conn._busy is None and not conn._queue:
+            conn.close()
+
+    def _service_waiting(self) -> None:
+        """Give free slots to waiting connections, first come first served."""
+        if self._servicing:
+            return
+        self._servicing = True
+        try:
+            waiting = self._waiting
+            while waiting and self._pending < self.max_pending:
+                conn = waiting.popleft()
+                conn._waiting = False
+                conn._burst = 0
+                conn.cork()
+                try:
+                    self._pump(conn)
+                finally:
+                    conn.uncork()
+        finally:
+            self._servicing = False
+
+    def _continue_connection(self, conn: ClientConnection) -> None:
+        """A connection that used up its burst gets another turn."""
+        conn._continue_scheduled = False
+        conn._burst = 0
+        self._connection_ready(conn)
+
+    def _pause_all(self) -> None:
+        if not self._all_paused:
+            self._all_paused = True
+            for conn in self._connections:
+                conn.pause_reading()
+
+    def _update_all_paused(self) -> None:
+        if self._all_paused and not self._waiting and self._pending < self.max_pending:
+            self._all_paused = False
+            for conn in self._connections:
+                if not conn._queue:
+                    conn.resume_reading()
+
+    def _fail_queued(self, conn: ClientConnection) -> None:
+        queue = conn._queue
+        while queue:
+            self._reply_error(conn, queue.popleft(), _FAIL, _SHUTTING_DOWN)
+
+    # -- replies -------------------------------------------------------------------------------
+
+    def _reply_error(self, conn: ClientConnection, req: Message, code: bytes, text: str) -> None:
+        conn.write_message(
+            Message._make(Message.Type.REPLY, req.name, [code, text.encode()], req.mid)
+        )
+
+    def _request_succeeded(self, ctx: RequestContext, result: Any) -> None:
+        if ctx._replied:
+            if result is not None:
+                self._request_failed(
+                    ctx,
+                    RuntimeError(f"handler for {ctx.req.name} replied and also returned a value"),
+                )
+            return
+        if result is None:
+            args = [_OK]
+        elif type(result) is tuple:
+            args = [_OK, *[encode(value) for value in result]]
+        else:
+            args = [_OK, encode(result)]
+        ctx._send_reply(args)
+
+    def _request_failed(self, ctx: RequestContext, exc: BaseException) -> None:
+        if isinstance(exc, FailReply):
+            code, text = _FAIL, str(exc)
+        elif isinstance(exc, InvalidReply):
+            code, text = _INVALID, str(exc)
+        else:
+            ctx.logger.exception("Uncaught exception in handler for %s", ctx.req.name, exc_info=exc)
+            code, text = _FAIL, f"uncaught exception: {type(exc).__name__}: {exc}"
+        if ctx._replied:
+            ctx.conn.write_message(
+                _log_message(
+                    "error", f"error in handler for {ctx.req.name} after it had replied: {text}"
+                )
+            )
+        else:
+            ctx._send_reply([code, text.encode()])
+
+    def _request_cancelled(self, ctx: RequestContext) -> None:
+        text = f"request cancelled: {_SHUTTING_DOWN}" if self._halting else "request cancelled"
+        if not ctx._replied:
+            ctx._send_reply([_FAIL, text.encode()])
+
+    @_inline
+    async def unhandled_request(self, ctx: RequestContext, req: Message) -> None:
+        """Hook for requests without a handler; override for dynamic dispatch.
+
+        Raises
+        ------
+        InvalidReply
+            by default (``unknown request <name>``)
+        """
+        raise InvalidReply(f"unknown request {req.name}")
+
+    # -- asynchronous informs --------------------------------------------------------------------
+
+    def mass_inform(self, name: str, *args: Any) -> None:
+        """Send an asynchronous inform to every client (slow clients are dropped)."""
+        data = bytes(Message.inform(name, *args))
+        for conn in list(self._connections):
+            conn.write_async_bytes(data)
+
+    def _version_args(self) -> List[List[bytes]]:
+        minor = ".".join(__version__.split(".")[:2])
+        rows: List[Tuple[str, ...]] = [
+            ("katcp-protocol", f"5.1-{self.PROTOCOL_FLAGS}"),
+            ("katcp-library", f"aiokatcp-{minor}", f"aiokatcp-{__version__}"),
+            ("katcp-device", self.VERSION, self.BUILD_STATE),
+        ]
+        rows.extend((role, *values) for role, values in self.extra_versions.items())
+        return [[value.encode() for value in row] for row in rows]
+
+    def send_version_info(self, ctx: RequestContext, *, send_reply: bool = True) -> None:
+        """Send one inform per version role (and, by default, the ``ok <count>`` reply)."""
+        ctx.informs(self._version_args(), send_reply=send_reply)
+
+    # -- standard requests ----------------------------------------------------------------------
+
+    @_inline
+    async def request_halt(self, ctx: RequestContext) -> None:
+        """Halt the device server (the reply is sent first)."""
+        ctx.reply(_OK)
+        self.halt()
+
+    @_inline
+    async def request_help(self, ctx: RequestContext, name: Optional[str] = None) -> None:
+        """Describe one request, or list all of them with a summary each.
+
+        Parameters
+        ----------
+        name
+            Request to describe in full (default: list every request).
+        """
+        handlers = self._request_handlers
+        if name is None:
+            rows = [(key, _doc_summary(handlers[key])) for key in sorted(handlers)]
+        elif name in handlers:
+            rows = [(name, inspect.getdoc(handlers[name]) or "")]
+        else:
+            raise FailReply(f"request {name} is not known")
+        ctx.informs(rows)
+
+    @_inline
+    async def request_watchdog(self, ctx: RequestContext) -> None:
+        """Check that the server is still alive."""
+
+    @_inline
+    async def request_version_list(self, ctx: RequestContext) -> None:
+        """List the versions of the protocol, library, device and other components."""
+        self.send_version_info(ctx)
+
+    @_inline
+    async def request_log_level(
+        self, ctx: RequestContext, level: Optional[LogLevel] = None
+    ) -> LogLevel:
+        """Query or set the level of log messages sent to clients.
+
+        Parameters
+        ----------
+        level
+            New level: off, fatal, error, warn, info, debug, trace or all
+            (default: leave unchanged). It applies to every client.
+        """
+        if level is not None:
+            self._log_level = level
+        return self._log_level
+
+    @_inline
+    async def request_restart(self, ctx: RequestContext) -> None:
+        """Restart the device (if it supports restarting)."""
+        await self.restart()
+
+    @_inline
+    async def request_client_list(self, ctx: RequestContext) -> None:
+        """List the connected clients."""
+        ctx.informs((conn.address,) for conn in self._connections)
+
+    @_inline
+    async def request_request_timeout_hint(
+        self, ctx: RequestContext, name: Optional[str] = None
+    ) -> None:
+        """Suggest a timeout (seconds) for one request, or for every request that has one.
+
+        Parameters
+        ----------
+        name
+            Request to ask about (default: every request with a hint; 0 means no hint).
+        """
+        hints = self._request_timeout_hints
+        if name is None:
+            ctx.informs((key, hints[key]) for key in sorted(hints))
+        elif name in self._request_handlers:
+            ctx.informs([(name, hints.get(name, 0.0))])
+        else:
+            raise FailReply(f"request {name} is not known")
+
+    # -- logging bridge ----------------------------------------------------------------------
+
+    class LogHandler(logging.Handler):
+        """Forward Python log records to all clients as ``#log`` informs.
+
+        Records are filtered by the server's ``?log-level``; records from
+        ``aiokatcp`` loggers are never forwarded (sending a ``#log`` may
+        itself log, which would loop). Python levels map to the nearest
+        KATCP level at or below them. Records from other threads are passed
+        to the server's loop thread.
+
+        Parameters
+        ----------
+        server
+            The server whose clients get the records.
+        """
+
+        def __init__(self, server: DeviceServer) -> None:
+            super().__init__()
+            self.server = server
+            self.setFormatter(logging.Formatter("%(filename)s:%(lineno)d: %(message)s"))
+
+        def filter(self, record: logging.LogRecord) -> bool:  # type: ignore[override,unused-ignore]
+            name = record.name
+            if name == "aiokatcp" or name.startswith("aiokatcp."):
+                return False
+            level = self.server._log_level
+            if level == LogLevel.OFF or LogLevel.from_python(record.levelno) < level:
+                return False
+            return bool(super().filter(record))
+
+        def emit(self, record: logging.LogRecord) -> None:
+            try:
+                args = (
+                    LogLevel.from_python(record.levelno),
+                    Timestamp(record.created),
+                    record.name,
+                    self.format(record),
+                )
+                server = self.server
+                thread = server._loop_thread
+                if thread is None or thread == threading.get_ident():
+                    server.mass_inform("log", *args)
+                else:
+                    server.loop.call_soon_threadsafe(server.mass_inform, "log", *args)
+            except Exception:
+                self.handleError(record)
+
+
+def _doc_summary(handler: Callable[..., Any]) -> str:
+    doc = inspect.getdoc(handler) or ""
+    return doc.split("\n", 1)[0]
+
+
+def _log_message(level: str, text: str) -> Message:
+    return Message._make(
+        _INFORM,
+        "log",
+        [level.encode(), repr(time.time()).encode(), b"aiokatcp.server", text.encode()],
+        None,
+    )
