@@ -17,6 +17,14 @@ from .core import (
     get_type,
     register_type,
 )
+from .sensor import (
+    AggregateSensor,
+    Reading,
+    Sensor,
+    SensorSampler,
+    SensorSet,
+    SimpleAggregateSensor,
+)
 
 
 def minor_version() -> str:
@@ -27,13 +35,19 @@ def minor_version() -> str:
 __all__ = [
     "AbstractSensorWatcher",
     "Address",
+    "AggregateSensor",
     "Client",
     "DeviceStatus",
     "KatcpSyntaxError",
     "Message",
     "Now",
     "ProtocolError",
+    "Reading",
+    "Sensor",
+    "SensorSampler",
+    "SensorSet",
     "SensorWatcher",
+    "SimpleAggregateSensor",
     "SyncState",
     "Timestamp",
     "TimestampOrNow",
