@@ -48,10 +48,10 @@ from ._codec import DEFAULT_LIMIT
 from ._handlers import collect_handlers, get_request_timeout_hint, request_timeout_hint
 from ._message import Message
 from ._server_conn import ClientConnection, RequestContext
+from ._server_requests import INLINE_ATTR, ServerLogHandler, StandardRequests
 from ._server_sensors import SensorRequests
 from ._typeinfo import encode
-from ._values import LogLevel, Timestamp
-from ._version import __version__
+from ._values import LogLevel
 from .exceptions import FailReply, InvalidReply
 
 __all__ = [
@@ -76,17 +76,6 @@ _BURST = 128
 _CORK_FLUSH = 65536
 _PENDING: Any = object()  # marker: the handler continues in a task
 _SHUTTING_DOWN = "server is shutting down"
-_INLINE_ATTR = "_aiokatcp_inline"
-
-
-def _inline(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Mark a built-in ``async def`` handler as safe to start without a task.
-
-    It does not look at :func:`asyncio.current_task` before its first
-    suspension, so on Python < 3.12 it can be driven synchronously.
-    """
-    setattr(func, _INLINE_ATTR, True)
-    return func
 
 
 @types.coroutine
@@ -141,11 +130,11 @@ class DeviceServerMeta(type):
         cls._inline_requests = frozenset(
             name
             for name, handler in handlers.items()
-            if getattr(getattr(handler, "_aiokatcp_orig_handler", None), _INLINE_ATTR, False)
+            if getattr(getattr(handler, "_aiokatcp_orig_handler", None), INLINE_ATTR, False)
         )
 
 
-class DeviceServer(SensorRequests, metaclass=DeviceServerMeta):
+class DeviceServer(SensorRequests, StandardRequests, metaclass=DeviceServerMeta):
     """A KATCP device server.
 
     Subclass it, set :attr:`VERSION` and :attr:`BUILD_STATE`, and add
@@ -185,9 +174,8 @@ class DeviceServer(SensorRequests, metaclass=DeviceServerMeta):
 
     VERSION: str
     BUILD_STATE: str
-    #: Protocol flags advertised in ``#version-connect katcp-protocol``.
-    PROTOCOL_FLAGS = "MIBT"
     disconnect_timeout = 5.0
+    LogHandler = ServerLogHandler
 
     _request_handlers: Dict[str, Callable[..., Any]]
     _request_timeout_hints: Dict[str, float]
@@ -385,16 +373,6 @@ class DeviceServer(SensorRequests, metaclass=DeviceServerMeta):
     async def on_stop(self) -> None:
         """Hook: called during shutdown, after the connections are closed."""
 
-    async def restart(self) -> None:
-        """Hook behind ``?restart``: override to restart the device.
-
-        Raises
-        ------
-        FailReply
-            by default: restarting is not supported
-        """
-        raise FailReply("restart is not supported by this device")
-
     def add_service_task(self, task: asyncio.Task[Any]) -> None:
         """Attach a background task to the server's lifetime.
 
@@ -535,7 +513,7 @@ class DeviceServer(SensorRequests, metaclass=DeviceServerMeta):
             handler = self._request_handlers.get(msg.name)
             if handler is None:
                 result = self.unhandled_request(ctx, msg)
-                inline_ok = getattr(self.unhandled_request, _INLINE_ATTR, False)
+                inline_ok = getattr(self.unhandled_request, INLINE_ATTR, False)
             else:
                 result = handler(self, ctx, msg)
                 inline_ok = msg.name in self._inline_requests
@@ -704,7 +682,6 @@ class DeviceServer(SensorRequests, metaclass=DeviceServerMeta):
         if not ctx._replied:
             ctx._send_reply([_FAIL, text.encode()])
 
-    @_inline
     async def unhandled_request(self, ctx: RequestContext, req: Message) -> None:
         """Hook for requests without a handler; override for dynamic dispatch.
 
@@ -715,6 +692,8 @@ class DeviceServer(SensorRequests, metaclass=DeviceServerMeta):
         """
         raise InvalidReply(f"unknown request {req.name}")
 
+    setattr(unhandled_request, INLINE_ATTR, True)  # it never suspends
+
     # -- asynchronous informs --------------------------------------------------------------------
 
     def mass_inform(self, name: str, *args: Any) -> None:
@@ -722,153 +701,6 @@ class DeviceServer(SensorRequests, metaclass=DeviceServerMeta):
         data = bytes(Message.inform(name, *args))
         for conn in list(self._connections):
             conn.write_async_bytes(data)
-
-    def _version_args(self) -> List[List[bytes]]:
-        minor = ".".join(__version__.split(".")[:2])
-        rows: List[Tuple[str, ...]] = [
-            ("katcp-protocol", f"5.1-{self.PROTOCOL_FLAGS}"),
-            ("katcp-library", f"aiokatcp-{minor}", f"aiokatcp-{__version__}"),
-            ("katcp-device", self.VERSION, self.BUILD_STATE),
-        ]
-        rows.extend((role, *values) for role, values in self.extra_versions.items())
-        return [[value.encode() for value in row] for row in rows]
-
-    def send_version_info(self, ctx: RequestContext, *, send_reply: bool = True) -> None:
-        """Send one inform per version role (and, by default, the ``ok <count>`` reply)."""
-        ctx.informs(self._version_args(), send_reply=send_reply)
-
-    # -- standard requests ----------------------------------------------------------------------
-
-    @_inline
-    async def request_halt(self, ctx: RequestContext) -> None:
-        """Halt the device server (the reply is sent first)."""
-        ctx.reply(_OK)
-        self.halt()
-
-    @_inline
-    async def request_help(self, ctx: RequestContext, name: Optional[str] = None) -> None:
-        """Describe one request, or list all of them with a summary each.
-
-        Parameters
-        ----------
-        name
-            Request to describe in full (default: list every request).
-        """
-        handlers = self._request_handlers
-        if name is None:
-            rows = [(key, _doc_summary(handlers[key])) for key in sorted(handlers)]
-        elif name in handlers:
-            rows = [(name, inspect.getdoc(handlers[name]) or "")]
-        else:
-            raise FailReply(f"request {name} is not known")
-        ctx.informs(rows)
-
-    @_inline
-    async def request_watchdog(self, ctx: RequestContext) -> None:
-        """Check that the server is still alive."""
-
-    @_inline
-    async def request_version_list(self, ctx: RequestContext) -> None:
-        """List the versions of the protocol, library, device and other components."""
-        self.send_version_info(ctx)
-
-    @_inline
-    async def request_log_level(
-        self, ctx: RequestContext, level: Optional[LogLevel] = None
-    ) -> LogLevel:
-        """Query or set the level of log messages sent to clients.
-
-        Parameters
-        ----------
-        level
-            New level: off, fatal, error, warn, info, debug, trace or all
-            (default: leave unchanged). It applies to every client.
-        """
-        if level is not None:
-            self._log_level = level
-        return self._log_level
-
-    @_inline
-    async def request_restart(self, ctx: RequestContext) -> None:
-        """Restart the device (if it supports restarting)."""
-        await self.restart()
-
-    @_inline
-    async def request_client_list(self, ctx: RequestContext) -> None:
-        """List the connected clients."""
-        ctx.informs((conn.address,) for conn in self._connections)
-
-    @_inline
-    async def request_request_timeout_hint(
-        self, ctx: RequestContext, name: Optional[str] = None
-    ) -> None:
-        """Suggest a timeout (seconds) for one request, or for every request that has one.
-
-        Parameters
-        ----------
-        name
-            Request to ask about (default: every request with a hint; 0 means no hint).
-        """
-        hints = self._request_timeout_hints
-        if name is None:
-            ctx.informs((key, hints[key]) for key in sorted(hints))
-        elif name in self._request_handlers:
-            ctx.informs([(name, hints.get(name, 0.0))])
-        else:
-            raise FailReply(f"request {name} is not known")
-
-    # -- logging bridge ----------------------------------------------------------------------
-
-    class LogHandler(logging.Handler):
-        """Forward Python log records to all clients as ``#log`` informs.
-
-        Records are filtered by the server's ``?log-level``; records from
-        ``aiokatcp`` loggers are never forwarded (sending a ``#log`` may
-        itself log, which would loop). Python levels map to the nearest
-        KATCP level at or below them. Records from other threads are passed
-        to the server's loop thread.
-
-        Parameters
-        ----------
-        server
-            The server whose clients get the records.
-        """
-
-        def __init__(self, server: DeviceServer) -> None:
-            super().__init__()
-            self.server = server
-            self.setFormatter(logging.Formatter("%(filename)s:%(lineno)d: %(message)s"))
-
-        def filter(self, record: logging.LogRecord) -> bool:  # type: ignore[override,unused-ignore]
-            name = record.name
-            if name == "aiokatcp" or name.startswith("aiokatcp."):
-                return False
-            level = self.server._log_level
-            if level == LogLevel.OFF or LogLevel.from_python(record.levelno) < level:
-                return False
-            return bool(super().filter(record))
-
-        def emit(self, record: logging.LogRecord) -> None:
-            try:
-                args = (
-                    LogLevel.from_python(record.levelno),
-                    Timestamp(record.created),
-                    record.name,
-                    self.format(record),
-                )
-                server = self.server
-                thread = server._loop_thread
-                if thread is None or thread == threading.get_ident():
-                    server.mass_inform("log", *args)
-                else:
-                    server.loop.call_soon_threadsafe(server.mass_inform, "log", *args)
-            except Exception:
-                self.handleError(record)
-
-
-def _doc_summary(handler: Callable[..., Any]) -> str:
-    doc = inspect.getdoc(handler) or ""
-    return doc.split("\n", 1)[0]
 
 
 def _log_message(level: str, text: str) -> Message:
