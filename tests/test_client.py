@@ -16,7 +16,6 @@ import pytest
 
 from aiokatcp import Client, Message, ProtocolError
 from aiokatcp.exceptions import FailReply, InvalidReply
-
 from helpers import ScriptedPeer
 
 V5_IDS = b"#version-connect katcp-protocol 5.1-MIB"
@@ -212,34 +211,35 @@ async def test_concurrent_requests_matched_by_id(peers: PeerServer, client: Clie
         assert [inform.arguments for inform in informs] == [[b"inform-%d" % i]]
 
 
-async def test_reply_codes(peers: PeerServer, client: Client) -> None:
+@pytest.mark.parametrize(
+    ("line", "exc_type", "text"),
+    [
+        (b"fail it\\_broke", FailReply, "it broke"),
+        (b"invalid bad\\_args", InvalidReply, "bad args"),
+        (b"partial half\\_done", InvalidReply, "partial: half done"),
+        (b"", InvalidReply, "empty reply to ?x"),
+    ],
+)
+async def test_reply_codes(
+    peers: PeerServer, client: Client, line: bytes, exc_type: type, text: str
+) -> None:
     peer = await connected(peers, client)
-
-    async def reply_with(line: bytes) -> asyncio.Task[object]:
-        task: asyncio.Task[object] = asyncio.create_task(client.request("x"))
-        got = await peer.readline()
-        mid = re.fullmatch(rb"\?x\[(\d+)\]", got)
-        assert mid
-        await peer.send(line.replace(b"MID", mid.group(1)))
-        return task
-
-    with pytest.raises(FailReply, match="^it broke$"):
-        await await_(await reply_with(b"!x[MID] fail it\\_broke"))
-    with pytest.raises(InvalidReply, match="^bad args$"):
-        await await_(await reply_with(b"!x[MID] invalid bad\\_args"))
-    with pytest.raises(InvalidReply, match="^partial: half done$"):
-        await await_(await reply_with(b"!x[MID] partial half\\_done"))
-    with pytest.raises(InvalidReply, match="empty reply"):
-        await await_(await reply_with(b"!x[MID]"))
-    task = asyncio.create_task(client.request_raw("y", b"a b"))
-    await peer.expect(re.compile(rb"\?y\[\d+\] a\\_b"))
-    await peer.send(b"!y[%d] fail nope" % (client._tracker.next_mid - 1))
-    raw, _ = await task
-    assert raw == Message.reply("y", b"fail", b"nope", mid=client._tracker.next_mid - 1)
+    task = asyncio.create_task(client.request("x"))
+    await peer.expect(b"?x[1]")
+    await peer.send(b"!x[1] " + line)
+    with pytest.raises(exc_type) as exc_info:
+        await task
+    assert str(exc_info.value) == text
 
 
-async def await_(task: "asyncio.Task[object]") -> object:
-    return await task
+async def test_request_raw_returns_any_reply(peers: PeerServer, client: Client) -> None:
+    peer = await connected(peers, client)
+    task = asyncio.create_task(client.request_raw("y", b"a b", 2.5))
+    await peer.expect(b"?y[1] a\\_b 2.5")
+    await peer.send(b"#y[1] info", b"!y[1] fail nope")
+    reply, informs = await task
+    assert reply == Message.reply("y", b"fail", b"nope", mid=1)
+    assert informs == [Message.inform("y", b"info", mid=1)]
 
 
 async def test_request_timeout_and_late_reply(peers: PeerServer, client: Client) -> None:
@@ -608,3 +608,95 @@ def test_close_never_started() -> None:
     client = Client("127.0.0.1", 7147)
     client.close()
     assert not client.is_connected
+
+
+# -- reconnection and keepalive ------------------------------------------------------------------
+
+
+async def test_reconnect_backoff_on_virtual_clock(
+    peers: PeerServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await peers.stop()  # nothing listens: every attempt is refused
+    loop = asyncio.get_running_loop()
+    bounds: List[float] = []
+
+    def fake_uniform(low: float, high: float) -> float:
+        assert low == high / 2
+        bounds.append(high)
+        return high  # the longest possible wait, so the timing below is exact
+
+    monkeypatch.setattr("aiokatcp._client_lifecycle.random.uniform", fake_uniform)
+    attempts: List[float] = []
+    client = Client("127.0.0.1", peers.port)
+    client.add_failed_connect_callback(lambda exc: attempts.append(loop.time()))
+    try:
+        start = loop.time()
+        while len(attempts) < 10:
+            await asyncio.sleep(1)
+        assert bounds[:9] == [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 60.0, 60.0, 60.0]
+        gaps = [b - a for a, b in zip(attempts, attempts[1:])]
+        assert gaps == pytest.approx(bounds[:9])
+        assert attempts[0] - start == pytest.approx(0.0)
+        assert isinstance(client.last_exc, ConnectionRefusedError)
+        # Once a connection succeeds, the back-off starts again from the beginning.
+        await peers.start(peers.port)
+        peer = await connected(peers, client)
+        await peer.close()
+        await client.wait_disconnected()
+        lost_at = loop.time()
+        await connected(peers, client)
+        assert loop.time() - lost_at == pytest.approx(1.0)
+    finally:
+        client.close()
+        await client.wait_closed()
+
+
+async def test_random_backoff_within_bounds(peers: PeerServer) -> None:
+    await peers.stop()
+    loop = asyncio.get_running_loop()
+    attempts: List[float] = []
+    client = Client("127.0.0.1", peers.port)
+    client.add_failed_connect_callback(lambda exc: attempts.append(loop.time()))
+    try:
+        while len(attempts) < 12:
+            await asyncio.sleep(1)
+    finally:
+        client.close()
+        await client.wait_closed()
+    backoff = 0.5
+    for a, b in zip(attempts, attempts[1:]):
+        backoff = min(backoff * 2, 60.0)
+        # Attempts are observed with 1 s granularity only through the sleep loop,
+        # but the callback times themselves are exact.
+        assert backoff / 2 - 1e-6 <= b - a <= backoff + 1e-6
+
+
+async def test_keepalive_drops_dead_connection(peers: PeerServer) -> None:
+    client = Client("127.0.0.1", peers.port, keepalive=10.0)
+    try:
+        loop = asyncio.get_running_loop()
+        peer = await connected(peers, client)
+        start = loop.time()
+        # A chatty server is not pinged.
+        for _ in range(3):
+            await asyncio.sleep(6)
+            await peer.send(b"#tick")
+        # Checks at 10 and 20 s saw traffic; the one at 30 s did not.
+        await peer.expect(b"?watchdog[1]")
+        assert loop.time() - start == pytest.approx(30.0)
+        await peer.send(b"!watchdog[1] ok")
+        await peer.expect(b"?watchdog[2]")
+        assert loop.time() - start == pytest.approx(40.0)
+        # No reply: the connection is dropped after another interval, then re-made.
+        await peer.expect_eof()
+        assert "watchdog" in str(client.last_exc)
+        assert loop.time() - start == pytest.approx(50.0)
+        await connected(peers, client)
+    finally:
+        client.close()
+        await client.wait_closed()
+
+
+def test_keepalive_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="keepalive"):
+        Client("127.0.0.1", 7147, keepalive=0)

@@ -25,12 +25,9 @@ Rules that keep it simple:
 from __future__ import annotations
 
 import asyncio
-import enum
 import functools
 import inspect
 import logging
-import random
-import re
 import warnings
 from typing import (
     Any,
@@ -46,16 +43,24 @@ from typing import (
     TypeVar,
 )
 
+from ._client_helpers import (
+    call_isolated,
+    connection_reset,
+    decode_sensor_value,
+    expire,
+    log_remote,
+    parse_protocol_version,
+    sensor_value_type,
+)
+from ._client_lifecycle import HAVE_CONNECTION, State, run
 from ._client_requests import ReplyAndInforms, RequestTracker
 from ._codec import DEFAULT_LIMIT
 from ._handlers import collect_handlers, wrap_handler
 from ._message import Message
 from ._sensor_watcher import AbstractSensorWatcher, SensorWatcher, SyncState, _SensorMonitor
-from ._typeinfo import get_decoder
-from ._values import Address, LogLevel, Timestamp
 from .connection import Connection, ConnectionLoggerAdapter
 from .exceptions import FailReply, InvalidReply, ProtocolError
-from .sensor import Reading, Sensor
+from .sensor import Reading
 
 __all__ = [
     "AbstractSensorWatcher",
@@ -67,37 +72,9 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-#: ``#log`` informs from servers are re-logged here (level mapped from the KATCP level).
-remote_logger = logging.getLogger(__name__ + ".remote")
 
 _C = TypeVar("_C", bound="Client")
 _T = TypeVar("_T")
-_VERSION_RE = re.compile(r"^(\d+)\.(\d+)(?:-(.*))?$")
-#: Python types used to decode sensor values by KATCP type name (discrete and string as bytes).
-_SENSOR_VALUE_TYPES: Dict[bytes, type] = {
-    b"integer": int,
-    b"float": float,
-    b"boolean": bool,
-    b"timestamp": Timestamp,
-    b"address": Address,
-}
-_STATUS_DECODER = get_decoder(Sensor.Status)
-_LOG_LEVELS = {level.name.lower().encode(): int(level) for level in LogLevel}
-
-
-class _State(enum.Enum):
-    """Life-cycle states of a :class:`Client` (see ``doc/dev/client-fsm.rst``)."""
-
-    CONNECTING = 1  #: opening the TCP connection (also the state before the loop runs)
-    NEGOTIATING = 2  #: TCP is up; waiting to learn the protocol version
-    CONNECTED = 3  #: ready for requests
-    DISCONNECTING = 4  #: we are closing the connection and waiting for it to go
-    SLEEPING = 5  #: waiting (back-off) before the next attempt
-    CLOSED = 6  #: final: closed by the user or given up (``auto_reconnect=False``)
-
-
-#: States in which a connection (``Client._conn``) exists.
-_HAVE_CONNECTION = frozenset({_State.NEGOTIATING, _State.CONNECTED, _State.DISCONNECTING})
 
 
 class ClientMeta(type):
@@ -110,14 +87,6 @@ class ClientMeta(type):
     def __init__(cls, name: str, bases: Tuple[type, ...], namespace: Dict[str, Any]) -> None:
         super().__init__(name, bases, namespace)
         cls._inform_handlers = collect_handlers(cls, "inform_", 1, require_docstring=False)
-
-
-def _isolated(what: str, func: Callable[..., Any], *args: Any) -> None:
-    """Call a user callback, logging (not propagating) any exception it raises."""
-    try:
-        func(*args)
-    except Exception:
-        logger.exception("Exception in %s %r", what, func)
 
 
 class Client(metaclass=ClientMeta):
@@ -202,7 +171,7 @@ class Client(metaclass=ClientMeta):
         )
         self._limit = limit
         self._loop = loop
-        self._state = _State.CONNECTING
+        self._state = State.CONNECTING
         self._closing = False
         self._task: Optional[asyncio.Task[None]] = None
         self._conn: Optional[Connection] = None
@@ -278,7 +247,7 @@ class Client(metaclass=ClientMeta):
     @property
     def is_connected(self) -> bool:
         """Whether the client is connected and negotiated (ready for requests)."""
-        return self._state is _State.CONNECTED
+        return self._state is State.CONNECTED
 
     async def wait_connected(self) -> None:
         """Wait until the client is connected.
@@ -294,7 +263,7 @@ class Client(metaclass=ClientMeta):
     async def wait_disconnected(self) -> None:
         """Wait until there is no connection to the server (returns at once if there is none)."""
         self._ensure_started()
-        await self._wait_for(lambda: self._state not in _HAVE_CONNECTION)
+        await self._wait_for(lambda: self._state not in HAVE_CONNECTION)
 
     def close(self) -> None:
         """Stop reconnecting and start closing the connection (see :meth:`wait_closed`)."""
@@ -306,12 +275,12 @@ class Client(metaclass=ClientMeta):
             self._monitor.close()
         conn = self._conn
         if conn is not None:
-            self._set_state(_State.DISCONNECTING)
+            self._set_state(State.DISCONNECTING)
             conn.close()
         if self._task is not None and not self._task.done():
             self._task.cancel()
         elif self._task is None:
-            self._set_state(_State.CLOSED)
+            self._set_state(State.CLOSED)
 
     async def wait_closed(self) -> None:
         """Wait until the client is closed (after :meth:`close`, or after giving up)."""
@@ -329,7 +298,7 @@ class Client(metaclass=ClientMeta):
         await self.wait_closed()
 
     def __del__(self) -> None:
-        if self._task is not None and self._state is not _State.CLOSED:
+        if getattr(self, "_task", None) is not None and self._state is not State.CLOSED:
             warnings.warn(f"unclosed client {self!r}", ResourceWarning, stacklevel=1)
 
     def __repr__(self) -> str:
@@ -417,7 +386,7 @@ class Client(metaclass=ClientMeta):
             if `name` is not a valid request name or an argument cannot be encoded
         """
         self._ensure_started()
-        if self._state is not _State.CONNECTED:
+        if self._state is not State.CONNECTED:
             raise BrokenPipeError("Not connected")
         if timeout is None:
             timeout = self._timeout_hints.get(name)
@@ -427,7 +396,7 @@ class Client(metaclass=ClientMeta):
         if self._request_lock is None:
             self._request_lock = asyncio.Lock()
         async with self._request_lock:
-            if self._state is not _State.CONNECTED:
+            if self._state is not State.CONNECTED:
                 raise BrokenPipeError("Not connected")
             return await self._send_request(name, args, timeout)
 
@@ -475,7 +444,7 @@ class Client(metaclass=ClientMeta):
         conn.write_message(msg)
         handle = None
         if timeout is not None:
-            handle = loop.call_later(timeout, _expire, future, name, timeout)
+            handle = loop.call_later(timeout, expire, future, name, timeout)
         try:
             return await future
         except BaseException:
@@ -517,20 +486,10 @@ class Client(metaclass=ClientMeta):
                 if isinstance(result, BaseException):
                     raise result
             (_, value_informs), (_, list_informs) = results  # type: ignore[misc]
-            if len(list_informs) != 1 or len(list_informs[0].arguments) < 4:
-                raise FailReply(f"unexpected ?sensor-list reply for {sensor_name!r}")
-            sensor_type = _SENSOR_VALUE_TYPES.get(list_informs[0].arguments[3], bytes)
+            sensor_type = sensor_value_type(list_informs, sensor_name)
         else:
             _, value_informs = await self.request("sensor-value", sensor_name)
-        if len(value_informs) != 1:
-            raise FailReply(f"Server returned {len(value_informs)} sensors, but only 1 expected")
-        args = value_informs[0].arguments
-        if len(args) != 5:
-            raise ValueError(f"malformed #sensor-value inform: {value_informs[0]}")
-        timestamp = get_decoder(Timestamp)(args[0])
-        status = _STATUS_DECODER(args[3])
-        value = get_decoder(sensor_type)(args[4])
-        return Reading(timestamp, status, value)
+        return decode_sensor_value(value_informs, sensor_type)
 
     async def sensor_value(self, sensor_name: str, sensor_type: Optional[type] = None) -> Any:
         """Query one sensor's current value (see :meth:`sensor_reading`).
@@ -572,7 +531,7 @@ class Client(metaclass=ClientMeta):
             if msg.mid is not None:
                 self.logger.debug("Dropping inform for unknown message id: %s", msg)
                 return
-            if self._state is _State.NEGOTIATING and msg.name in ("version", "build-state"):
+            if self._state is State.NEGOTIATING and msg.name in ("version", "build-state"):
                 self._detected_v4()
             self.handle_inform(msg)
         elif mtype is Message.Type.REPLY:
@@ -642,8 +601,8 @@ class Client(metaclass=ClientMeta):
         """Learn the protocol version and flags from ``#version-connect katcp-protocol``."""
         if api != "katcp-protocol":
             return
-        match = _VERSION_RE.match(version)
-        if match is None or int(match.group(1)) != 5:
+        parsed = parse_protocol_version(version)
+        if parsed is None or parsed[0] != 5:
             exc = ProtocolError(
                 f"Server speaks KATCP protocol version {version!r}; "
                 "this client only supports version 5",
@@ -657,9 +616,9 @@ class Client(metaclass=ClientMeta):
             else:
                 self._drop_connection(exc)
             return
-        major_minor = (int(match.group(1)), int(match.group(2)))
-        flags = frozenset(match.group(3) or "")
-        if self._state is _State.NEGOTIATING or self._version_assumed:
+        major_minor = parsed[:2]
+        flags = parsed[2]
+        if self._state is State.NEGOTIATING or self._version_assumed:
             self._set_protocol(major_minor, flags)
             self._version_assumed = False
         elif (major_minor, flags) != (self.protocol_version, self.protocol_flags):
@@ -672,17 +631,8 @@ class Client(metaclass=ClientMeta):
 
     def inform_log(self, level: bytes, timestamp: bytes, name: bytes, *message: bytes) -> None:
         """Re-log a server ``#log`` message on the ``aiokatcp.client.remote`` logger."""
-        pylevel = _LOG_LEVELS.get(level.lower(), logging.WARNING)
-        text = b" ".join(message).decode("utf-8", errors="replace")
-        remote_name = name.decode("utf-8", errors="replace")
-        remote_logger.log(
-            max(pylevel, 1),
-            "%s: %s [%s]",
-            remote_name,
-            text,
-            self.logger.extra["address"] if self.logger.extra else "",
-            extra={"katcp_logger": remote_name, "katcp_timestamp": timestamp},
-        )
+        address = self.logger.extra["address"] if self.logger.extra else None
+        log_remote(address, level, timestamp, name, message)
 
     # -- connection callbacks (from Connection) ----------------------------------------------
 
@@ -696,7 +646,7 @@ class Client(metaclass=ClientMeta):
         self._request_lock = None
         self._timeout_hints = {}
         self._set_protocol(None, frozenset())
-        self._set_state(_State.NEGOTIATING)
+        self._set_state(State.NEGOTIATING)
 
     def _eof_received(self, conn: Connection) -> bool:
         conn.logger.debug("Server closed its end of the connection")
@@ -706,7 +656,7 @@ class Client(metaclass=ClientMeta):
         if conn is not self._conn:
             return
         self._conn = None
-        if self._state is not _State.DISCONNECTING:
+        if self._state is not State.DISCONNECTING:
             lost: Exception = ConnectionResetError("Connection closed by the server")
             lost.__cause__ = exc
             self.last_exc = lost
@@ -716,9 +666,9 @@ class Client(metaclass=ClientMeta):
             negotiated.set_exception(self.last_exc or ConnectionResetError("Connection lost"))
             negotiated.exception()  # the run task may be gone (closing); avoid a warning
         if self._closing or not self.auto_reconnect:
-            self._set_state(_State.CLOSED)
+            self._set_state(State.CLOSED)
         else:
-            self._set_state(_State.SLEEPING)
+            self._set_state(State.SLEEPING)
         if self._lost is not None and not self._lost.done():
             self._lost.set_result(None)
 
@@ -732,30 +682,30 @@ class Client(metaclass=ClientMeta):
         if self._loop is not None and self._loop is not loop:
             raise RuntimeError("Client used from a different event loop than it was given")
         self._loop = loop
-        self._task = loop.create_task(self._run())
+        self._task = loop.create_task(run(self))
         # If cancelled before its first step, _run's clean-up never runs; this still does.
-        self._task.add_done_callback(lambda task: self._set_state(_State.CLOSED))
+        self._task.add_done_callback(lambda task: self._set_state(State.CLOSED))
 
-    def _set_state(self, state: _State) -> None:
+    def _set_state(self, state: State) -> None:
         old = self._state
-        if state is old or old is _State.CLOSED:
+        if state is old or old is State.CLOSED:
             return
         self._state = state
-        if state is _State.CONNECTED:
+        if state is State.CONNECTED:
             self.last_exc = None
             self._backoff = self._BACKOFF_INITIAL
-        elif state is not _State.NEGOTIATING:
-            self._tracker.fail_all(_connection_reset)
+        elif state is not State.NEGOTIATING:
+            self._tracker.fail_all(connection_reset)
         waiters, self._state_waiters = self._state_waiters, []
         for waiter in waiters:
             if not waiter.done():
                 waiter.set_result(None)
-        if state is _State.CONNECTED:
+        if state is State.CONNECTED:
             for callback in list(self._connected_callbacks):
-                _isolated("connected callback", callback)
-        elif old is _State.CONNECTED:
+                call_isolated("connected callback", callback)
+        elif old is State.CONNECTED:
             for callback in list(self._disconnected_callbacks):
-                _isolated("disconnected callback", callback)
+                call_isolated("disconnected callback", callback)
 
     async def _wait_for(self, predicate: Callable[[], bool]) -> None:
         while not predicate():
@@ -767,19 +717,19 @@ class Client(metaclass=ClientMeta):
         self._ensure_started()
         while True:
             state = self._state
-            if state is _State.CONNECTED:
+            if state is State.CONNECTED:
                 return
-            if state is _State.CLOSED:
+            if state is State.CLOSED:
                 raise self.last_exc or ConnectionAbortedError("Client is closed")
             if (
                 give_up_on_protocol_error
-                and state not in (_State.NEGOTIATING, _State.CONNECTING)
+                and state not in (State.NEGOTIATING, State.CONNECTING)
                 and isinstance(self.last_exc, ProtocolError)
             ):
                 raise self.last_exc
             await self._wait_for(functools.partial(self._state_is_not, state))
 
-    def _state_is_not(self, state: _State) -> bool:
+    def _state_is_not(self, state: State) -> bool:
         return self._state is not state
 
     def _set_protocol(self, version: Optional[Tuple[int, int]], flags: FrozenSet[str]) -> None:
@@ -797,150 +747,16 @@ class Client(metaclass=ClientMeta):
     def _fire_failed_connect(self, exc: Exception) -> None:
         self.last_exc = exc
         for callback in list(self._failed_connect_callbacks):
-            _isolated("failed-connect callback", callback, exc)
+            call_isolated("failed-connect callback", callback, exc)
 
     def _drop_connection(self, exc: Exception, abort: bool = False) -> None:
         """Close the current connection on our initiative (it will be re-made if wanted)."""
         conn = self._conn
-        if conn is None or self._state is _State.DISCONNECTING:
+        if conn is None or self._state is State.DISCONNECTING:
             return
         self.last_exc = exc
-        self._set_state(_State.DISCONNECTING)
+        self._set_state(State.DISCONNECTING)
         if abort:
             conn.abort()
         else:
             conn.close()
-
-    async def _run(self) -> None:
-        """The life-cycle task: connect, negotiate, stay connected, back off, repeat."""
-        try:
-            while not self._closing:
-                self._set_state(_State.CONNECTING)
-                await self._run_connection()
-                if self._closing or not self.auto_reconnect:
-                    break
-                self._set_state(_State.SLEEPING)
-                self._backoff = min(self._backoff * 2, self._BACKOFF_MAX)
-                delay = random.uniform(self._backoff / 2, self._backoff)
-                self.logger.debug("Reconnecting in %.3f s", delay)
-                await asyncio.sleep(delay)
-        finally:
-            conn = self._conn
-            if conn is not None:  # cancelled (closed) with a connection still open
-                self._set_state(_State.DISCONNECTING)
-                conn.close()
-                await conn.wait_closed()
-            self._set_state(_State.CLOSED)
-            if self._monitor is not None:
-                self._monitor.close()
-            for task in list(self._tasks):
-                task.cancel()
-
-    async def _run_connection(self) -> None:
-        """One connection attempt and, if it succeeds, the connection's whole life."""
-        loop = self.loop
-        try:
-            _, conn = await loop.create_connection(
-                lambda: Connection(self, False, self._limit), self.host, self.port
-            )
-        except OSError as exc:
-            self.logger.info("Failed to connect: %s", exc)
-            self._fire_failed_connect(exc)
-            return
-        lost = self._lost
-        negotiated = self._negotiated
-        assert lost is not None and negotiated is not None
-        try:
-            await self._negotiate(negotiated)
-        except ProtocolError as exc:
-            self._fire_failed_connect(exc)
-            self._drop_connection(exc)
-            await lost
-            return
-        except ConnectionError as exc:
-            self._fire_failed_connect(exc)
-            await lost
-            return
-        if self._conn is not conn:  # pragma: no cover - lost without an exception
-            await lost
-            return
-        self._set_state(_State.CONNECTED)
-        keepalive = None
-        if self.keepalive is not None:
-            keepalive = loop.create_task(self._keepalive(conn, self.keepalive))
-        try:
-            await lost
-        finally:
-            if keepalive is not None:
-                keepalive.cancel()
-                await asyncio.wait({keepalive})
-
-    async def _negotiate(self, negotiated: asyncio.Future[None]) -> None:
-        """Wait for the protocol version (or assume one), then fetch timeout hints."""
-        done, _ = await asyncio.wait({negotiated}, timeout=self.negotiation_timeout)
-        if not done:
-            self.logger.warning(
-                "No #version-connect within %g s: assuming a server without protocol flags "
-                "(no message ids; requests are serialised)",
-                self.negotiation_timeout,
-            )
-            self._version_assumed = True
-            self._set_protocol(None, frozenset())
-            return
-        negotiated.result()  # raises ProtocolError or ConnectionError
-        if "T" in self.protocol_flags:
-            await self._fetch_timeout_hints()
-
-    async def _fetch_timeout_hints(self) -> None:
-        try:
-            reply, informs = await self._send_request(
-                "request-timeout-hint", (), self.negotiation_timeout
-            )
-        except asyncio.TimeoutError:
-            self.logger.warning("No reply to ?request-timeout-hint; not using timeout hints")
-            return
-        if not reply.reply_ok():
-            self.logger.warning("?request-timeout-hint failed: %s", reply)
-            return
-        hints: Dict[str, float] = {}
-        for inform in informs:
-            try:
-                name, raw = inform.arguments
-                hint = get_decoder(float)(raw)
-                if hint > 0:
-                    hints[name.decode("ascii")] = hint
-            except (ValueError, UnicodeDecodeError):
-                self.logger.warning("Ignoring malformed timeout hint: %s", inform)
-        self._timeout_hints = hints
-
-    async def _keepalive(self, conn: Connection, interval: float) -> None:
-        """Drop the connection if the server stays silent and ignores ``?watchdog``."""
-        seen = self._rx_count
-        while self._conn is conn:
-            await asyncio.sleep(interval)
-            if self._rx_count != seen:
-                seen = self._rx_count
-                continue
-            try:
-                await self._send_request("watchdog", (), interval)
-            except asyncio.TimeoutError:
-                self.logger.warning(
-                    "No reply to ?watchdog within %g s: dropping the connection", interval
-                )
-                self._drop_connection(
-                    ConnectionResetError(f"Server did not answer ?watchdog within {interval} s"),
-                    abort=True,
-                )
-                return
-            except ConnectionError:
-                return
-            seen = self._rx_count
-
-
-def _connection_reset() -> Exception:
-    return ConnectionResetError("Connection to the server was lost")
-
-
-def _expire(future: asyncio.Future[Any], name: str, timeout: float) -> None:
-    if not future.done():
-        future.set_exception(asyncio.TimeoutError(f"No reply to ?{name} within {timeout} s"))
