@@ -117,6 +117,7 @@ async def main() -> None:
     control = asyncio.ensure_future(control_loop(server, stop))
     await stop.wait()
     control.cancel()
+    await asyncio.gather(control, return_exceptions=True)
     await server.stop()
 
 
