@@ -7,9 +7,13 @@ import enum
 import gc
 import ipaddress
 import re
-from typing import Any, AsyncIterator, List
+from typing import Any, AsyncIterator, Dict, List, Optional, Tuple
 
+import async_solipsism
 import pytest
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from aiokatcp import Address, Timestamp
 from aiokatcp._server_sensors import _StatusCache, get_sampler, sensor_update, set_sampler
@@ -495,3 +499,177 @@ async def test_connection_helpers(server: Server, peer: ScriptedPeer) -> None:
     set_sampler(conn, cnt, None)
     assert sampler is not None and sampler.closed
     assert get_sampler(conn, cnt) is None
+
+
+# -- model-based test: what a client sees is what the strategy model predicts ---------------
+
+STRATEGIES = [
+    ("none",),
+    ("auto",),
+    ("event",),
+    ("period", "0.5"),
+    ("period", "1"),
+    ("event-rate", "0.5", "2"),
+    ("event-rate", "0", "1"),
+    ("differential", "1"),
+    ("differential-rate", "1", "0.5", "2"),
+]
+
+
+class SubscriptionModel:
+    """Independent statement of the sampling rules (katcp-protocol §7.2) for one sensor."""
+
+    def __init__(self, args: Tuple[str, ...], reading: Reading[int], now: float) -> None:
+        kind, params = args[0], [float(p) for p in args[1:]]
+        self.always = kind == "auto"
+        self.diff: Optional[float] = params[0] if kind.startswith("differential") else None
+        timing = params[1:] if kind == "differential-rate" else params
+        self.longest: Optional[float]
+        if kind == "period":
+            self.shortest, self.longest = params[0], params[0]
+        elif kind in ("event-rate", "differential-rate"):
+            self.shortest, self.longest = timing[0], timing[1]
+        else:
+            self.shortest, self.longest = 0.0, None
+        self.sent: List[Reading[int]] = []
+        self.send(reading, now, now)
+
+    def send(self, reading: Reading[int], when: float, now: float) -> None:
+        self.sent.append(reading)
+        self.last = reading
+        self.last_time = when
+        self.pending = False
+        self.deadline = None if self.longest is None else max(now, when + self.longest)
+
+    def update(self, reading: Reading[int], now: float) -> None:
+        if self.pending:
+            return
+        changed = (
+            self.always
+            or reading.status != self.last.status
+            or (self.diff is None and reading.value != self.last.value)
+            or (self.diff is not None and abs(reading.value - self.last.value) > self.diff)
+        )
+        if not changed:
+            return
+        if now >= self.last_time + self.shortest:
+            self.send(reading, now, now)
+        else:
+            self.pending = True
+            self.deadline = self.last_time + self.shortest
+
+
+class SamplingMachine(RuleBasedStateMachine):
+    """Interleave sensor updates, strategy changes, sensor removal and time."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.loop = async_solipsism.EventLoop()
+        self.server = Server("127.0.0.1", 0)
+        self.sensor_objs = {name: Sensor(int, name) for name in ("a", "b")}
+        for sensor in self.sensor_objs.values():
+            sensor.set_value(0, Status.NOMINAL, 1000.0)
+            self.server.sensors.add(sensor)
+        self.stamp = 1000.0
+        self.models: Dict[str, SubscriptionModel] = {}
+        self.sent_before: Dict[str, List[Reading[int]]] = {"a": [], "b": []}
+        self.seen: Dict[str, List[Tuple[float, str, int]]] = {"a": [], "b": []}
+        self.peer = self.run(self._start())
+
+    def run(self, coro: Any) -> Any:
+        return self.loop.run_until_complete(coro)
+
+    async def _start(self) -> ScriptedPeer:
+        await self.server.start()
+        return await connect(self.server)
+
+    def _record(self, lines: List[bytes]) -> None:
+        for line in lines:
+            if line.startswith(b"#sensor-status "):
+                _, ts, _, name, status, value = line.split(b" ")
+                self.seen[name.decode()].append((float(ts), status.decode(), int(value)))
+
+    def _barrier(self) -> None:
+        self._record(self.run(self.peer.request(b"?watchdog")))
+
+    def _expected(self, name: str) -> List[Tuple[float, str, int]]:
+        readings = list(self.sent_before[name])
+        if name in self.models:
+            readings += self.models[name].sent
+        return [(r.timestamp, r.status.name.lower(), r.value) for r in readings]
+
+    def _close_model(self, name: str) -> None:
+        model = self.models.pop(name, None)
+        if model is not None:
+            self.sent_before[name] += model.sent
+
+    @rule(
+        name=st.sampled_from(["a", "b"]),
+        value=st.integers(0, 3),
+        status=st.sampled_from([Status.NOMINAL, Status.WARN]),
+    )
+    def set_value(self, name: str, value: int, status: Sensor.Status) -> None:
+        self.stamp += 1
+        sensor = self.sensor_objs[name]
+        sensor.set_value(value, status, self.stamp)
+        if name in self.models:
+            self.models[name].update(sensor.reading, self.loop.time())
+
+    @rule(dt=st.sampled_from([0.25, 0.5, 1.0, 2.5]))
+    def advance(self, dt: float) -> None:
+        target = self.loop.time() + dt
+        while True:
+            due = [
+                (model.deadline, name)
+                for name, model in self.models.items()
+                if model.deadline is not None and model.deadline <= target
+            ]
+            if not due:
+                break
+            when, name = min(due)
+            model = self.models[name]
+            model.send(self.sensor_objs[name].reading, when, when)
+        self.run(asyncio.sleep(dt))
+
+    @rule(name=st.sampled_from(["a", "b"]), strategy=st.sampled_from(STRATEGIES))
+    def set_strategy(self, name: str, strategy: Tuple[str, ...]) -> None:
+        line = " ".join(("?sensor-sampling", name, *strategy)).encode()
+        lines = self.run(self.peer.request(line))
+        self._record(lines)
+        present = name in self.server.sensors
+        assert lines[-1].startswith(b"!sensor-sampling ok" if present else b"!sensor-sampling fail")
+        if present:
+            self._close_model(name)
+            if strategy[0] != "none":
+                self.models[name] = SubscriptionModel(
+                    strategy, self.sensor_objs[name].reading, self.loop.time()
+                )
+
+    @rule(name=st.sampled_from(["a", "b"]))
+    def remove_sensor(self, name: str) -> None:
+        self.server.sensors.discard(self.sensor_objs[name])
+        self._close_model(name)
+
+    @rule(name=st.sampled_from(["a", "b"]))
+    def add_sensor(self, name: str) -> None:
+        self.server.sensors.add(self.sensor_objs[name])
+
+    @invariant()
+    def updates_match_model(self) -> None:
+        self._barrier()
+        for name in ("a", "b"):
+            assert self.seen[name] == self._expected(name), name
+
+    def teardown(self) -> None:
+        async def stop() -> None:
+            await self.peer.close()
+            await self.server.stop()
+
+        self.run(stop())
+        for sensor in self.sensor_objs.values():
+            assert sensor._observers == ()
+        self.loop.close()
+
+
+TestSamplingMachine = SamplingMachine.TestCase
+TestSamplingMachine.settings = settings(max_examples=100, stateful_step_count=30, deadline=None)
