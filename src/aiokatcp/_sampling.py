@@ -32,6 +32,7 @@ Strategy mapping: ``auto`` = always, ``event`` = change detection,
 
 from __future__ import annotations
 
+import abc
 import enum
 import math
 import numbers
@@ -60,6 +61,7 @@ if TYPE_CHECKING:
     from .sensor import Reading, Sensor
 
 __all__ = [
+    "HandleLike",
     "LoopLike",
     "SamplerState",
     "SensorSampler",
@@ -421,16 +423,18 @@ class SamplerState:
         self._sent(reading, now if when is None else when, now)
 
 
-class _Handle(Protocol):
+class HandleLike(Protocol):
+    """A scheduled call that can be cancelled (e.g. :class:`asyncio.TimerHandle`)."""
+
     def cancel(self) -> None: ...
 
 
 class LoopLike(Protocol):
-    """The part of an event loop a :class:`SensorSampler` needs."""
+    """The part of an event loop a :class:`SensorSampler` needs (``asyncio`` loops fit)."""
 
     def time(self) -> float: ...
 
-    def call_at(self, when: float, callback: Callable[..., Any], *args: Any) -> Any: ...
+    def call_at(self, when: float, callback: Callable[..., Any], *args: Any) -> HandleLike: ...
 
 
 def _fire_timer(ref: weakref.ReferenceType[SensorSampler[Any]]) -> None:
@@ -439,7 +443,7 @@ def _fire_timer(ref: weakref.ReferenceType[SensorSampler[Any]]) -> None:
         sampler._on_timer()
 
 
-class SensorSampler(Generic[_T]):
+class SensorSampler(Generic[_T], metaclass=abc.ABCMeta):
     """Reports a sensor's readings to one observer according to a sampling strategy.
 
     The loop (anything with ``time()`` and ``call_at()``) supplies the clock
@@ -519,7 +523,7 @@ class SensorSampler(Generic[_T]):
         self.is_auto = is_auto
         self._spec = spec
         self._state = SamplerState(spec)
-        self._timer: Any = None
+        self._timer: Optional[HandleLike] = None
         self._timer_when: Optional[float] = None
         self._observer = observer
         ref = weakref.ref(self)
