@@ -308,6 +308,14 @@ async def test_sensor_reading_and_value(server: DummyServer, client: Client) -> 
 SYNC_STEPS = 6
 
 
+@pytest.fixture
+async def peers() -> AsyncIterator[PeerServer]:
+    server = PeerServer()
+    await server.start()
+    yield server
+    await server.close()
+
+
 async def serve_sync(
     peer: ScriptedPeer, stop_at: Optional[int], interface_changed_at: int = -1
 ) -> int:
