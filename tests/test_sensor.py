@@ -785,3 +785,42 @@ def test_sampler_strategy_enum() -> None:
         "DIFFERENTIAL_RATE",
     ]
     assert encode(Strategy.DIFFERENTIAL_RATE) == b"differential-rate"
+
+
+def test_delta_observer_detection() -> None:
+    import functools
+
+    sensor = Sensor(int, "s")
+    calls: List[str] = []
+
+    class Obj:
+        def method(self, s: Sensor[int], r: Reading[int], *, old_reading: Reading[int]) -> None:
+            calls.append("method")
+
+        def __call__(self, s: Sensor[int], r: Reading[int], old_reading: Reading[int]) -> None:
+            calls.append("callable")
+
+    def wrapped(s: Sensor[int], r: Reading[int], *, old_reading: Reading[int]) -> None:
+        calls.append("wrapped")
+
+    @functools.wraps(wrapped)
+    def decorator(*args: Any, **kwargs: Any) -> None:
+        wrapped(*args, **kwargs)
+
+    def keyword(s: Sensor[int], r: Reading[int], **kwargs: Any) -> None:
+        assert not kwargs
+        calls.append("kwargs")
+
+    def partial_target(tag: str, s: Sensor[int], r: Reading[int], *, old_reading: Any) -> None:
+        calls.append(tag)
+
+    for observer in (
+        Obj().method,
+        Obj(),
+        decorator,
+        keyword,
+        functools.partial(partial_target, "partial"),
+    ):
+        sensor.attach(observer)
+    sensor.value = 1
+    assert sorted(calls) == ["callable", "kwargs", "method", "partial", "wrapped"]
