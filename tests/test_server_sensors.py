@@ -470,6 +470,25 @@ async def test_bulk_yields_to_other_clients() -> None:
         await server.stop()
 
 
+async def test_disconnect_during_bulk_releases_everything() -> None:
+    server = Server("127.0.0.1", 0)
+    names = [f"s{i:05d}" for i in range(1000)]
+    for name in names:
+        server.sensors.add(Sensor(int, name))
+    await server.start()
+    try:
+        peer = await connect(server)
+        await peer.send(b"?sensor-sampling " + ",".join(names).encode() + b" period 1")
+        await peer.readline()  # the request is being applied
+        peer.writer.transport.abort()
+        await asyncio.sleep(5)
+        assert not server._connections
+        assert all(sensor._observers == () for sensor in server.sensors.values())
+        await peer.close()
+    finally:
+        await server.stop()
+
+
 # -- module-level helpers -------------------------------------------------------------------
 
 

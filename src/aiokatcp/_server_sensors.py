@@ -384,11 +384,14 @@ class SensorRequests:
         state.requests += 1
         try:
             for i, (sensor, spec, is_auto) in enumerate(plan):
-                if i and i % batch == 0:
-                    await asyncio.sleep(0)
-                    await conn.drain()
+                if i % batch == 0:
+                    if i:
+                        await asyncio.sleep(0)
+                        await conn.drain()
                     if conn.is_closing():
-                        return  # the client went away; its samplers are already released
+                        # The client went away: its samplers are (or will be) released
+                        # with the connection, and no new ones may be added.
+                        return
                 if sensors.get(sensor.name) is not sensor:
                     continue  # removed while we yielded: nothing to sample any more
                 sampler = None
