@@ -3,6 +3,7 @@
 from . import core
 from ._version import __version__
 from .client import AbstractSensorWatcher, Client, ProtocolError, SensorWatcher, SyncState
+from .connection import Connection, FailReply, InvalidReply
 from .core import (
     Address,
     DeviceStatus,
@@ -37,7 +38,10 @@ __all__ = [
     "Address",
     "AggregateSensor",
     "Client",
+    "Connection",
     "DeviceStatus",
+    "FailReply",
+    "InvalidReply",
     "KatcpSyntaxError",
     "Message",
     "Now",
