@@ -692,3 +692,19 @@ class SamplingMachine(RuleBasedStateMachine):
 
 TestSamplingMachine = SamplingMachine.TestCase
 TestSamplingMachine.settings = settings(max_examples=100, stateful_step_count=30, deadline=None)
+
+
+async def test_client_connection_methods(server: Server, peer: ScriptedPeer) -> None:
+    conn = next(iter(server._connections))
+    cnt = server.sensors["cnt"]
+    assert conn.get_sampler(cnt) is None
+    assert isinstance(conn.samplers_lock, asyncio.Lock)
+    assert conn.samplers_lock is conn.samplers_lock
+    loop = asyncio.get_running_loop()
+    sampler = SensorSampler.factory(cnt, conn.sensor_update, loop, SensorSampler.Strategy.EVENT)
+    conn.set_sampler(cnt, sampler)
+    assert conn.get_sampler(cnt) is sampler
+    await peer.expect(status_line(TS, "cnt", "nominal", "3"))
+    assert await peer.request(b"?sensor-sampling cnt") == [b"!sensor-sampling ok cnt event"]
+    conn.set_sampler(cnt, None)
+    assert sampler is not None and sampler.closed

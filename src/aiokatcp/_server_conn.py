@@ -15,6 +15,7 @@ import logging
 from collections import deque
 from typing import TYPE_CHECKING, Any, Deque, Dict, Iterable, List, Optional
 
+from . import _server_sensors
 from ._message import Message
 from ._typeinfo import encode
 from .connection import Connection, ConnectionLoggerAdapter
@@ -124,6 +125,25 @@ class ClientConnection(Connection):
 
     def _writing_resumed(self) -> None:
         self.owner._connection_ready(self)
+
+    # -- sensor sampling: the aiokatcp 2.x names (the logic is in _server_sensors) ----------
+
+    @property
+    def samplers_lock(self) -> asyncio.Lock:
+        """Serialises this client's ``?sensor-sampling`` requests."""
+        return _server_sensors.client_sampling_lock(self)
+
+    def set_sampler(self, s: Any, sampler: Any) -> None:
+        """Install `sampler` (or ``None``) for sensor `s`, closing the one it replaces."""
+        _server_sensors.set_sampler(self, s, sampler)
+
+    def get_sampler(self, s: Any) -> Any:
+        """This client's sampler for sensor `s`, or ``None``."""
+        return _server_sensors.get_sampler(self, s)
+
+    def sensor_update(self, s: Any, reading: Any) -> None:
+        """Send a reading of `s` as ``#sensor-status`` (the observer used by samplers)."""
+        _server_sensors.sensor_update(self, s, reading)
 
 
 class RequestContext:

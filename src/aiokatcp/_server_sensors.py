@@ -33,7 +33,13 @@ from .sensor import Reading, Sensor, SensorSet
 if TYPE_CHECKING:
     from ._server_conn import ClientConnection, RequestContext
 
-__all__ = ["SensorRequests", "get_sampler", "sensor_update", "set_sampler"]
+__all__ = [
+    "SensorRequests",
+    "client_sampling_lock",
+    "get_sampler",
+    "sensor_update",
+    "set_sampler",
+]
 
 _INFORM = Message.Type.INFORM
 _ONE = b"1"
@@ -130,8 +136,12 @@ def _client_sampling(conn: ClientConnection) -> _ClientSampling:
         server: Any = conn.owner
         state = _ClientSampling(conn, server._status_cache)
         setattr(conn, "_sampling", state)  # noqa: B010 - not declared by ClientConnection
-        setattr(conn, "samplers_lock", state.lock)  # noqa: B010 - the 2.x attribute name
     return state
+
+
+def client_sampling_lock(conn: ClientConnection) -> asyncio.Lock:
+    """The lock serialising `conn`'s ``?sensor-sampling`` requests (``samplers_lock``)."""
+    return _client_sampling(conn).lock
 
 
 def get_sampler(conn: ClientConnection, sensor: Sensor[Any]) -> Optional[SensorSampler[Any]]:
