@@ -1,0 +1,1 @@
+"""Command-line tools, written as users of aiokatcp's public API only."""
