@@ -79,7 +79,7 @@ async def test_request_fail_and_invalid(server: CmdServer) -> None:
 async def test_request_timeout(server: CmdServer, capsys: pytest.CaptureFixture[str]) -> None:
     loop = asyncio.get_running_loop()
     start = loop.time()
-    code, out = await run([address(server), "slow", "--timeout", "2"])
+    code, _ = await run([address(server), "slow", "--timeout", "2"])
     assert code == katcpcmd.EXIT_TIMEOUT
     assert loop.time() - start == pytest.approx(2, abs=0.1)
     assert "no reply to ?slow within 2.0 s" in capsys.readouterr().err
