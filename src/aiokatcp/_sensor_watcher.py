@@ -359,12 +359,15 @@ class _SensorMonitor:
             value = args[4]
             for ws in watchers:
                 watcher = ws.watcher
-                if ws.batched:
-                    watcher.batch_start()
-                    _call("sensor_updated", watcher.sensor_updated, name, value, status, timestamp)
-                    watcher.batch_stop()
-                else:
-                    _call("sensor_updated", watcher.sensor_updated, name, value, status, timestamp)
+                try:
+                    if ws.batched:
+                        watcher.batch_start()
+                        watcher.sensor_updated(name, value, status, timestamp)
+                        watcher.batch_stop()
+                    else:
+                        watcher.sensor_updated(name, value, status, timestamp)
+                except Exception:
+                    logger.exception("Exception in sensor watcher while handling %s", msg)
             return
         self._sensor_status_general(msg)
 
