@@ -66,6 +66,14 @@ class ScriptedPeer:
         self.writer.write(data)
         await self.writer.drain()
 
+    def pause_reading(self) -> None:
+        """Stop taking data from the socket (to act as a slow or stalled client)."""
+        self.writer.transport.pause_reading()  # type: ignore[attr-defined]
+
+    def resume_reading(self) -> None:
+        """Undo :meth:`pause_reading`."""
+        self.writer.transport.resume_reading()  # type: ignore[attr-defined]
+
     async def readline(self) -> bytes:
         """Read one line, without its newline; ``b""`` at end of stream."""
         line = await asyncio.wait_for(self.reader.readline(), self.timeout)

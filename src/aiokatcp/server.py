@@ -11,9 +11,13 @@ and the handler's view of a request (:class:`RequestContext`) live in
 Scheduling, in one paragraph: requests from one connection run in order
 (the next one starts once the previous one has replied); requests from
 different connections run concurrently. ``max_pending`` bounds the requests
-in progress over all connections; when it is reached, every connection
-stops reading and connections with work queue up in a FIFO, served
-round-robin as slots free. Handlers start synchronously inside the
+in progress over all connections; when it is reached, a connection stops
+reading as soon as it holds a request that cannot start (so each holds at
+most one chunk of input), and connections with work queue up in a FIFO,
+served round-robin as slots free. Pausing lazily like this (rather than
+pausing every idle connection at once) means that a connection whose
+requests have not been read yet still joins the line, so none is starved,
+and no slot change costs a pass over all connections. Handlers start synchronously inside the
 scheduler: a plain ``def`` handler, or a coroutine that finishes without
 suspending, needs no task (tasks are created only for handlers that really
 wait; on Python >= 3.12 they start eagerly). Replies produced while
@@ -175,6 +179,8 @@ class DeviceServer(SensorRequests, StandardRequests, metaclass=DeviceServerMeta)
     VERSION: str
     BUILD_STATE: str
     disconnect_timeout = 5.0
+    #: Listen backlog (connections accepted by the kernel but not yet by the server).
+    backlog = 1024
     LogHandler = ServerLogHandler
 
     _request_handlers: Dict[str, Callable[..., Any]]
@@ -210,7 +216,6 @@ class DeviceServer(SensorRequests, StandardRequests, metaclass=DeviceServerMeta)
         self._pending = 0
         self._waiting: Deque[ClientConnection] = deque()
         self._servicing = False
-        self._all_paused = False
         self._request_tasks: Dict[asyncio.Task[Any], RequestContext] = {}
         self._service_tasks: List[asyncio.Task[Any]] = []
         self._halting = False
@@ -271,10 +276,14 @@ class DeviceServer(SensorRequests, StandardRequests, metaclass=DeviceServerMeta)
         def factory() -> ClientConnection:
             return ClientConnection(self, self.limit)
 
+        # A deep accept queue: hundreds of clients connecting at once (e.g. after a
+        # restart) should not see SYNs dropped and retried a second later.
         if self._sock is not None:
-            self._server = await loop.create_server(factory, sock=self._sock)
+            self._server = await loop.create_server(factory, sock=self._sock, backlog=self.backlog)
         else:
-            self._server = await loop.create_server(factory, self.host, self.port)
+            self._server = await loop.create_server(
+                factory, self.host, self.port, backlog=self.backlog
+            )
 
     async def stop(self, cancel: bool = True) -> None:
         """Shut down (see :meth:`halt`) and wait for it (see :meth:`join`).
@@ -306,17 +315,19 @@ class DeviceServer(SensorRequests, StandardRequests, metaclass=DeviceServerMeta)
         try:
             if self._server is not None:
                 self._server.close()
-            for conn in list(self._connections):
-                self._fail_queued(conn)
-            for conn in self._waiting:
-                conn._waiting = False
-            self._waiting.clear()
+            # Requests in progress finish first (or are cancelled), then the ones queued
+            # behind them are answered ``fail`` by _pump, so replies keep request order.
             tasks = list(self._request_tasks)
             if tasks:
                 if cancel:
                     for task in tasks:
                         task.cancel()
                 await asyncio.wait(tasks)
+            for conn in self._waiting:
+                conn._waiting = False
+            self._waiting.clear()
+            for conn in list(self._connections):
+                self._fail_queued(conn)
             await self._close_connections()
             try:
                 await self.on_stop()
@@ -415,8 +426,6 @@ class DeviceServer(SensorRequests, StandardRequests, metaclass=DeviceServerMeta)
             line = bytes(Message.inform("client-connected", conn.address))
             self._new_clients.append((conn, line))
         self._connections[conn] = None
-        if self._all_paused:
-            conn.pause_reading()
 
     def _announce_clients(self) -> None:
         """Send ``#client-connected`` for this loop iteration's new clients, one write each."""
@@ -443,10 +452,7 @@ class DeviceServer(SensorRequests, StandardRequests, metaclass=DeviceServerMeta)
                 self._waiting.remove(conn)
             except ValueError:
                 pass
-        try:
-            self._sensors_client_closed(conn)
-        finally:
-            self._update_all_paused()
+        self._sensors_client_closed(conn)
 
     def _eof_received(self, conn: ClientConnection) -> bool:
         # Finish (and answer) what the client already sent, then close.
@@ -481,6 +487,8 @@ class DeviceServer(SensorRequests, StandardRequests, metaclass=DeviceServerMeta)
     def _pump(self, conn: ClientConnection) -> None:
         """Start `conn`'s queued requests while it is allowed to run them."""
         queue = conn._queue
+        if self._halting and conn._busy is None:
+            self._fail_queued(conn)
         while queue and conn._busy is None and not conn._closed:
             if conn._corked_size >= _CORK_FLUSH:
                 conn._flush_corked()
@@ -490,7 +498,6 @@ class DeviceServer(SensorRequests, StandardRequests, metaclass=DeviceServerMeta)
                 if not conn._waiting:
                     conn._waiting = True
                     self._waiting.append(conn)
-                self._pause_all()
                 break
             if conn._burst >= _BURST:
                 conn._schedule_continue()
@@ -500,8 +507,7 @@ class DeviceServer(SensorRequests, StandardRequests, metaclass=DeviceServerMeta)
         if queue:
             conn.pause_reading()
         else:
-            if not self._all_paused:
-                conn.resume_reading()
+            conn.resume_reading()
             if conn._eof and conn._busy is None:
                 conn.close()
 
@@ -590,7 +596,6 @@ class DeviceServer(SensorRequests, StandardRequests, metaclass=DeviceServerMeta)
             conn._waiting = True
             self._waiting.append(conn)
         self._service_waiting()
-        self._update_all_paused()
         if conn._eof and conn._busy is None and not conn._queue:
             conn.close()
 
@@ -619,19 +624,6 @@ class DeviceServer(SensorRequests, StandardRequests, metaclass=DeviceServerMeta)
         conn._burst = 0
         self._connection_ready(conn)
 
-    def _pause_all(self) -> None:
-        if not self._all_paused:
-            self._all_paused = True
-            for conn in self._connections:
-                conn.pause_reading()
-
-    def _update_all_paused(self) -> None:
-        if self._all_paused and not self._waiting and self._pending < self.max_pending:
-            self._all_paused = False
-            for conn in self._connections:
-                if not conn._queue:
-                    conn.resume_reading()
-
     def _fail_queued(self, conn: ClientConnection) -> None:
         queue = conn._queue
         while queue:
@@ -652,13 +644,17 @@ class DeviceServer(SensorRequests, StandardRequests, metaclass=DeviceServerMeta)
                     RuntimeError(f"handler for {ctx.req.name} replied and also returned a value"),
                 )
             return
-        if result is None:
-            args = [_OK]
-        elif type(result) is tuple:
-            args = [_OK, *[encode(value) for value in result]]
+        try:
+            if result is None:
+                args = [_OK]
+            elif type(result) is tuple:
+                args = [_OK, *[encode(value) for value in result]]
+            else:
+                args = [_OK, encode(result)]
+        except Exception as exc:  # e.g. a value of an unregistered type
+            self._request_failed(ctx, exc)
         else:
-            args = [_OK, encode(result)]
-        ctx._send_reply(args)
+            ctx._send_reply(args)
 
     def _request_failed(self, ctx: RequestContext, exc: BaseException) -> None:
         if isinstance(exc, FailReply):

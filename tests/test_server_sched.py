@@ -1,0 +1,387 @@
+"""DeviceServer scheduling: ordering, concurrency, back-pressure, slow clients, shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import socket
+from typing import AsyncIterator, Dict, List, Tuple
+
+import pytest
+
+from aiokatcp.server import DeviceServer, RequestContext
+from helpers import ScriptedPeer
+
+
+class SchedServer(DeviceServer):
+    VERSION = "sched-1.0"
+    BUILD_STATE = "sched-1.0.0"
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.started: List[Tuple[str, int]] = []
+        self.running = 0
+        self.max_running = 0
+        self.cleaned_up = 0
+
+    async def request_sleep(
+        self, ctx: RequestContext, delay: float, tag: str = "", i: int = 0
+    ) -> str:
+        """Sleep for a while."""
+        self.started.append((tag, i))
+        self.running += 1
+        self.max_running = max(self.max_running, self.running)
+        try:
+            await asyncio.sleep(delay)
+        finally:
+            self.running -= 1
+            self.cleaned_up += 1
+        return tag
+
+    def request_echo(self, ctx: RequestContext, *args: bytes) -> Tuple[bytes, ...]:
+        """Echo (plain def, runs inline)."""
+        return args
+
+    async def request_early(self, ctx: RequestContext) -> None:
+        """Reply at once, then keep working."""
+        ctx.reply("ok")
+        await asyncio.sleep(10)
+        self.cleaned_up += 1
+
+
+async def start(**kwargs: object) -> SchedServer:
+    srv = SchedServer("127.0.0.1", 0, **kwargs)
+    await srv.start()
+    return srv
+
+
+def port_of(server: DeviceServer) -> int:
+    return int(server.sockets[0].getsockname()[1])
+
+
+async def connect(server: DeviceServer) -> ScriptedPeer:
+    peer = await ScriptedPeer.connect("127.0.0.1", port_of(server))
+    await peer.expect_connect()
+    return peer
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[SchedServer]:
+    srv = await start()
+    yield srv
+    await srv.stop()
+
+
+async def test_in_order_within_connection(server: SchedServer) -> None:
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    async with await connect(server) as peer:
+        await peer.send(b"?sleep 2 a", b"?sleep 1 b", b"?echo c")
+        await peer.expect(b"!sleep ok a")
+        assert loop.time() - t0 == pytest.approx(2)
+        await peer.expect(b"!sleep ok b", b"!echo ok c")
+        assert loop.time() - t0 == pytest.approx(3)
+    assert server.max_running == 1
+
+
+async def test_concurrent_across_connections(server: SchedServer) -> None:
+    loop = asyncio.get_running_loop()
+    async with await connect(server) as a, await connect(server) as b:
+        await a.expect(re.compile(rb"#client-connected .*"))
+        t0 = loop.time()
+        await a.send(b"?sleep 10 a")
+        await b.send(b"?sleep 1 b")
+        await b.expect(b"!sleep ok b")
+        assert loop.time() - t0 == pytest.approx(1)
+        await a.expect(b"!sleep ok a")
+        assert loop.time() - t0 == pytest.approx(10)
+
+
+async def test_early_reply_lets_connection_continue(server: SchedServer) -> None:
+    loop = asyncio.get_running_loop()
+    async with await connect(server) as peer:
+        t0 = loop.time()
+        await peer.send(b"?early", b"?echo x")
+        await peer.expect(b"!early ok", b"!echo ok x")
+        assert loop.time() - t0 < 1
+    await asyncio.sleep(20)
+    assert server.cleaned_up == 1
+
+
+async def test_max_pending_backpressure_fair() -> None:
+    srv = await start(max_pending=3)
+    n_conns, n_reqs = 12, 6
+    peers = [await connect(srv) for _ in range(n_conns)]
+    for c, peer in enumerate(peers):
+        peer.send_nowait(*[b"?sleep 1 c%d %d" % (c, i) for i in range(n_reqs)])
+
+    async def collect(c: int, peer: ScriptedPeer) -> List[bytes]:
+        lines = []
+        while len(lines) < n_reqs:
+            line = await peer.readline()
+            if line.startswith(b"!"):
+                lines.append(line)
+        return lines
+
+    results = await asyncio.gather(*(collect(c, peer) for c, peer in enumerate(peers)))
+    for c, lines in enumerate(results):
+        assert lines == [b"!sleep ok c%d" % c] * n_reqs
+    assert srv.max_running == 3
+    # Round-robin: at every point, no connection is more than one request ahead of another.
+    counts: Dict[str, int] = {}
+    for tag, _ in srv.started:
+        counts[tag] = counts.get(tag, 0) + 1
+        started = [counts.get(f"c{c}", 0) for c in range(n_conns)]
+        assert max(started) - min(started) <= 1 or (min(started) == 0 and max(started) <= 1)
+    # Nobody was left paused: every connection still answers promptly.
+    for c, peer in enumerate(peers):
+        assert await peer.request(b"?echo %d" % c) == [b"!echo ok %d" % c]
+    for peer in peers:
+        await peer.close()
+    await srv.stop()
+
+
+async def test_max_pending_inline_handlers_never_block() -> None:
+    srv = await start(max_pending=1)
+    async with await connect(srv) as a, await connect(srv) as b:
+        a.send_nowait(*[b"?echo a%d" % i for i in range(300)])
+        b.send_nowait(*[b"?echo b%d" % i for i in range(300)])
+        got_b = [line for line in await b.readlines(300)]
+        assert got_b == [b"!echo ok b%d" % i for i in range(300)]
+        lines = [line for line in await a.readlines(301) if line.startswith(b"!")]
+        assert lines == [b"!echo ok a%d" % i for i in range(300)]
+    await srv.stop()
+
+
+async def test_long_pipeline_in_order(server: SchedServer) -> None:
+    async with await connect(server) as peer:
+        await peer.send(*[b"?echo %d" % i for i in range(2000)])
+        assert await peer.readlines(2000) == [b"!echo ok %d" % i for i in range(2000)]
+
+
+async def test_unread_replies_stop_reading(server: SchedServer) -> None:
+    """A client that pipelines requests but never reads cannot make the server buffer all."""
+    async with await connect(server) as peer:
+        peer.pause_reading()
+        sender = asyncio.create_task(peer.send(*[b"?help"] * 3000))
+        await asyncio.sleep(5)
+        (conn,) = server._connections
+        assert conn.get_write_buffer_size() < 1_000_000
+        assert conn._reading_paused
+        # Now read everything: all the replies come, in order.
+        peer.resume_reading()
+        replies = 0
+        while replies < 3000:
+            line = await peer.readline()
+            if line.startswith(b"!help ok"):
+                replies += 1
+        await sender
+
+
+async def test_slow_reader_disconnected(caplog: pytest.LogCaptureFixture) -> None:
+    srv = await start(max_backlog=20_000)
+    slow = await connect(srv)
+    fast = await connect(srv)
+    await slow.expect(re.compile(rb"#client-connected .*"))
+    slow.pause_reading()
+    with caplog.at_level(logging.WARNING, "aiokatcp.server"):
+        for i in range(200):
+            srv.mass_inform("blob", b"x" * 1000, i)
+            # the fast client keeps up
+            await fast.expect(re.compile(rb"#blob x+ %d" % i))
+    assert "Disconnecting slow client" in caplog.text
+    assert [conn.is_closing() for conn in srv._connections] == [True, False]
+    # The slow client gets what was queued, then #disconnect, then EOF.
+    slow.resume_reading()
+    data = await asyncio.wait_for(slow.reader.read(), 60)
+    lines = data.splitlines()
+    assert lines[-1] == b"#disconnect client\\_too\\_slow:\\_write\\_backlog\\_exceeded"
+    assert all(line.startswith(b"#blob ") for line in lines[:-1])
+    await slow.close()
+    assert await fast.request(b"?echo still-here") == [b"!echo ok still-here"]
+    await fast.close()
+    await srv.stop()
+
+
+async def test_slow_reader_that_never_reads_is_aborted() -> None:
+    srv = await start(max_backlog=20_000)
+    slow = await connect(srv)
+    slow.pause_reading()
+    for i in range(500):
+        srv.mass_inform("blob", b"x" * 1000, i)
+    await asyncio.sleep(srv.disconnect_timeout + 1)
+    assert len(srv._connections) == 0
+    await slow.close()
+    await srv.stop()
+
+
+async def test_stop_cancels_in_flight() -> None:
+    srv = await start()
+    peers = [await connect(srv) for _ in range(3)]
+    for i, peer in enumerate(peers):
+        await peer.send(b"?sleep[%d] 100 p%d" % (i + 1, i), b"?echo queued")
+    while srv.running < 3:
+        await asyncio.sleep(0.1)
+    await srv.stop()
+    for i, peer in enumerate(peers):
+        lines = (await asyncio.wait_for(peer.reader.read(), 60)).splitlines()
+        assert lines[-3:] == [
+            b"!sleep[%d] fail request\\_cancelled:\\_server\\_is\\_shutting\\_down" % (i + 1),
+            b"!echo fail server\\_is\\_shutting\\_down",
+            b"#disconnect server\\_shutting\\_down",
+        ]
+        await peer.close()
+    assert srv.cleaned_up == 3
+    assert srv._pending == 0
+    assert asyncio.all_tasks() == {asyncio.current_task()}
+
+
+async def test_stop_without_cancel_waits() -> None:
+    srv = await start()
+    loop = asyncio.get_running_loop()
+    async with await connect(srv) as peer:
+        await peer.send(b"?sleep 5 x")
+        await asyncio.sleep(1)
+        t0 = loop.time()
+        await srv.stop(cancel=False)
+        assert loop.time() - t0 == pytest.approx(4)
+        await peer.expect(b"!sleep ok x", b"#disconnect server\\_shutting\\_down")
+        await peer.expect_eof()
+
+
+async def test_request_during_shutdown_fails() -> None:
+    srv = await start()
+    async with await connect(srv) as peer:
+        await peer.send(b"?sleep 5 x")
+        await asyncio.sleep(1)
+        halt = srv.halt(cancel=False)
+        await peer.send(b"?echo late")
+        await peer.expect(b"!echo fail server\\_is\\_shutting\\_down")
+        await halt
+        await peer.expect(b"!sleep ok x", b"#disconnect server\\_shutting\\_down")
+    await srv.join()
+
+
+async def test_eof_answers_pipelined_requests_then_closes(server: SchedServer) -> None:
+    async with await connect(server) as peer:
+        await peer.send(b"?sleep 1 a", b"?echo b")
+        peer.writer.write_eof()
+        await peer.expect(b"!sleep ok a", b"!echo ok b")
+        await peer.expect_eof()
+    await asyncio.sleep(0)
+    assert not server._connections
+
+
+async def test_client_disconnect_with_request_in_flight(server: SchedServer) -> None:
+    peer = await connect(server)
+    await peer.send(b"?sleep 2 gone")
+    await asyncio.sleep(1)
+    await peer.close()
+    await asyncio.sleep(2)
+    assert server.cleaned_up == 1
+    assert server._pending == 0
+    async with await connect(server) as other:
+        assert await other.request(b"?echo ok") == [b"!echo ok ok"]
+
+
+async def test_many_connections(server: SchedServer) -> None:
+    # (kept small: the in-memory network's selector scans every socket on each iteration)
+    peers = [await ScriptedPeer.connect("127.0.0.1", port_of(server)) for _ in range(40)]
+    for i, peer in enumerate(peers):
+        peer.send_nowait(b"?echo %d" % i)
+    for i, peer in enumerate(peers):
+        while True:
+            line = await peer.readline()
+            if line.startswith(b"!"):
+                assert line == b"!echo ok %d" % i
+                break
+    for peer in peers:
+        await peer.close()
+
+
+@pytest.mark.real_loop
+async def test_real_socket_ipv4() -> None:
+    srv = SchedServer("127.0.0.1", 0)
+    await srv.start()
+    try:
+        port = port_of(srv)
+        assert port != 0
+        async with await ScriptedPeer.connect("127.0.0.1", port, timeout=10) as peer:
+            await peer.expect_connect()
+            assert await peer.request(b"?echo[1] hello") == [b"!echo[1] ok hello"]
+            lines = await peer.request(b"?client-list")
+            assert re.fullmatch(rb"#client-list 127\.0\.0\.1:\d+", lines[0])
+            await peer.send(b"?sleep 0.01 z", b"?watchdog")
+            await peer.expect(b"!sleep ok z", b"!watchdog ok")
+    finally:
+        await srv.stop()
+
+
+@pytest.mark.real_loop
+async def test_real_socket_500_connections() -> None:
+    srv = SchedServer("127.0.0.1", 0)
+    await srv.start()
+    port = port_of(srv)
+    try:
+        streams = await asyncio.gather(
+            *(asyncio.open_connection("127.0.0.1", port) for _ in range(500))
+        )
+        for i, (_, writer) in enumerate(streams):
+            writer.write(b"?echo[1] %d\n" % i)
+
+        async def reply(reader: asyncio.StreamReader) -> bytes:
+            while True:
+                line = await reader.readline()
+                if line.startswith(b"!") or not line:
+                    return line
+
+        replies = await asyncio.wait_for(
+            asyncio.gather(*(reply(reader) for reader, _ in streams)), 30
+        )
+        assert replies == [b"!echo[1] ok %d\n" % i for i in range(500)]
+        for _, writer in streams:
+            writer.close()
+        for _, writer in streams:
+            await writer.wait_closed()
+    finally:
+        await srv.stop()
+
+
+def _have_ipv6() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as sock:
+            sock.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+@pytest.mark.real_loop
+@pytest.mark.skipif(not _have_ipv6(), reason="::1 is not available")
+async def test_real_socket_ipv6() -> None:
+    srv = SchedServer("::1", 0)
+    await srv.start()
+    try:
+        async with await ScriptedPeer.connect("::1", port_of(srv), timeout=10) as peer:
+            await peer.expect_connect()
+            lines = await peer.request(b"?client-list")
+            assert re.fullmatch(rb"#client-list \[::1\]:\d+", lines[0])
+    finally:
+        await srv.stop()
+
+
+@pytest.mark.real_loop
+async def test_real_socket_given_listening_socket() -> None:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    srv = SchedServer("ignored", 1, sock=sock)
+    await srv.start()
+    try:
+        assert port_of(srv) == port
+        async with await ScriptedPeer.connect("127.0.0.1", port, timeout=10) as peer:
+            await peer.expect_connect()
+            assert await peer.request(b"?watchdog") == [b"!watchdog ok"]
+    finally:
+        await srv.stop()
