@@ -26,6 +26,7 @@ from .sensor import (
     SensorSet,
     SimpleAggregateSensor,
 )
+from .server import DeviceServer, RequestContext
 
 
 def minor_version() -> str:
@@ -39,6 +40,7 @@ __all__ = [
     "AggregateSensor",
     "Client",
     "Connection",
+    "DeviceServer",
     "DeviceStatus",
     "FailReply",
     "InvalidReply",
@@ -47,6 +49,7 @@ __all__ = [
     "Now",
     "ProtocolError",
     "Reading",
+    "RequestContext",
     "Sensor",
     "SensorSampler",
     "SensorSet",
