@@ -59,6 +59,7 @@ class ClientConnection(Connection):
     """
 
     owner: DeviceServer
+    coalesce_writes = True
 
     def __init__(self, owner: DeviceServer, limit: int) -> None:
         super().__init__(owner, True, limit)
@@ -67,6 +68,8 @@ class ClientConnection(Connection):
         self._queue: Deque[Message] = deque()
         # The request started and not yet replied to, if any.
         self._busy: Optional[RequestContext] = None
+        # The task awaiting this connection's handlers, while there is one.
+        self._worker: Optional[asyncio.Task[None]] = None
         # Whether this connection is in the server's queue of connections waiting for a slot.
         self._waiting = False
         # Requests started in the current burst (see DeviceServer._pump).
@@ -168,13 +171,14 @@ class RequestContext:
         As passed.
     """
 
-    __slots__ = ("_inline", "_logger", "_replied", "conn", "req")
+    __slots__ = ("_done", "_inline", "_logger", "_replied", "conn", "req")
 
     def __init__(self, conn: ClientConnection, req: Message) -> None:
         self.conn = conn
         self.req = req
         self._replied = False
-        self._inline = True  # still running synchronously inside the scheduler
+        self._inline = True  # the scheduler is on the stack (not inside an awaited handler)
+        self._done = False
         self._logger: Optional[ConnectionLoggerAdapter] = None
 
     @property

@@ -27,18 +27,6 @@ if TYPE_CHECKING:
 __all__ = ["ServerLogHandler", "StandardRequests"]
 
 _OK = b"ok"
-#: Marks a built-in ``async def`` handler as safe to run without a task (see ``_inline``).
-INLINE_ATTR = "_aiokatcp_inline"
-
-
-def _inline(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Mark a built-in ``async def`` handler as safe to start without a task.
-
-    It does not look at :func:`asyncio.current_task` before its first
-    suspension, so on Python < 3.12 it can be driven synchronously.
-    """
-    setattr(func, INLINE_ATTR, True)
-    return func
 
 
 class StandardRequests:
@@ -83,13 +71,11 @@ class StandardRequests:
 
     # -- standard requests ----------------------------------------------------------------------
 
-    @_inline
     async def request_halt(self, ctx: RequestContext) -> None:
         """Halt the device server (the reply is sent first)."""
         ctx.reply(_OK)
         self.halt()
 
-    @_inline
     async def request_help(self, ctx: RequestContext, name: Optional[str] = None) -> None:
         """Describe one request, or list all of them with a summary each.
 
@@ -107,16 +93,13 @@ class StandardRequests:
             raise FailReply(f"request {name} is not known")
         ctx.informs(rows)
 
-    @_inline
     async def request_watchdog(self, ctx: RequestContext) -> None:
         """Check that the server is still alive."""
 
-    @_inline
     async def request_version_list(self, ctx: RequestContext) -> None:
         """List the versions of the protocol, library, device and other components."""
         self.send_version_info(ctx)
 
-    @_inline
     async def request_log_level(
         self, ctx: RequestContext, level: Optional[LogLevel] = None
     ) -> LogLevel:
@@ -132,17 +115,14 @@ class StandardRequests:
             self._log_level = level
         return self._log_level
 
-    @_inline
     async def request_restart(self, ctx: RequestContext) -> None:
         """Restart the device (if it supports restarting)."""
         await self.restart()
 
-    @_inline
     async def request_client_list(self, ctx: RequestContext) -> None:
         """List the connected clients."""
         ctx.informs((conn.address,) for conn in self._connections)
 
-    @_inline
     async def request_request_timeout_hint(
         self, ctx: RequestContext, name: Optional[str] = None
     ) -> None:

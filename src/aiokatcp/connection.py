@@ -7,12 +7,13 @@ the other way are serialised and written, batched into a single
 ``transport.write`` where possible. It knows nothing about requests,
 handlers or sensors.
 
-It is built on the transport/protocol API rather than streams because it is
-the hot path: there is no reader task per connection (an idle connection
-costs only its protocol object), data is parsed directly in
-``data_received``, and writes made while handling one chunk of input are
-coalesced ("corked") into one system call. Nothing depends on the transport
-class, so it runs on uvloop too.
+It is built on the (buffered) transport/protocol API rather than streams
+because it is the hot path: there is no reader task per connection, data is
+received into one buffer shared by all connections (so an idle connection
+costs only its protocol object, and no 256 KiB buffer is allocated per
+read) and parsed at once, and writes made while handling one chunk of input
+are coalesced ("corked") into one system call. Nothing depends on the
+transport class, so it runs on uvloop too.
 
 Also re-exported here for the aiokatcp 2.x import paths: :class:`FailReply`,
 :class:`InvalidReply`, :data:`DEFAULT_LIMIT` and :func:`wrap_handler`.
@@ -77,7 +78,31 @@ def _make_address(peername: Any) -> Address:
     return _UNKNOWN_ADDRESS
 
 
-class Connection(asyncio.Protocol):
+#: Size of the receive buffer (shared, see :meth:`Connection.get_buffer`).
+_BUFFER_SIZE = 256 * 1024
+#: Size of a private receive buffer, used only while the shared one is lent out.
+_PRIVATE_BUFFER_SIZE = 64 * 1024
+
+
+class _SharedBuffer:
+    """One receive buffer shared by all connections.
+
+    Selector loops and uvloop call ``get_buffer``, receive into it and call
+    ``buffer_updated`` synchronously, so one buffer serves every connection
+    and an idle connection holds none. A loop that keeps the buffer while a
+    read is in flight (the Windows proactor) makes the next connection fall
+    back to a private buffer instead.
+    """
+
+    def __init__(self) -> None:
+        self.buffer = memoryview(bytearray(_BUFFER_SIZE))
+        self.lent_to: Optional[Connection] = None
+
+
+_shared = _SharedBuffer()
+
+
+class Connection(asyncio.BufferedProtocol):
     """One KATCP connection (client or server side).
 
     The owner is told about events through these methods (all synchronous):
@@ -118,6 +143,10 @@ class Connection(asyncio.Protocol):
         Logger that tags messages with the peer address (set on connect).
     """
 
+    #: Gather writes made outside :meth:`cork` and write them once per loop iteration
+    #: (one system call for all the replies a burst of work produces).
+    coalesce_writes = False
+
     def __init__(self, owner: Any, is_server: bool, limit: int = DEFAULT_LIMIT) -> None:
         self.owner = owner
         self.is_server = is_server
@@ -135,6 +164,8 @@ class Connection(asyncio.Protocol):
         self._corked: List[bytes] = []
         self._corked_size = 0
         self._warned_closed = False
+        self._private: Optional[memoryview] = None  # receive buffer, if not the shared one
+        self._flush_scheduled = False
 
     # -- asyncio protocol callbacks ---------------------------------------------------------
 
@@ -144,7 +175,28 @@ class Connection(asyncio.Protocol):
         self.logger = ConnectionLoggerAdapter(logger, {"address": self.address})
         self.owner._connection_made(self)
 
+    def get_buffer(self, sizehint: int) -> memoryview:
+        shared = _shared
+        if shared.lent_to is None or shared.lent_to is self:
+            # (A connection has one read at a time: if it asks again, its last read is over.)
+            shared.lent_to = self
+            return shared.buffer
+        self._private = memoryview(bytearray(_PRIVATE_BUFFER_SIZE))
+        return self._private
+
+    def buffer_updated(self, nbytes: int) -> None:
+        shared = _shared
+        if shared.lent_to is self:
+            shared.lent_to = None
+            data = bytes(shared.buffer[:nbytes])
+        else:
+            assert self._private is not None
+            data = bytes(self._private[:nbytes])
+            self._private = None
+        self.data_received(data)
+
     def data_received(self, data: bytes) -> None:
+        """Parse a chunk of input and hand the messages to the owner."""
         results = self._parser.feed(data)
         if results:
             self._dispatch(results)
@@ -156,6 +208,9 @@ class Connection(asyncio.Protocol):
         return bool(self.owner._eof_received(self))
 
     def connection_lost(self, exc: Optional[Exception]) -> None:
+        if _shared.lent_to is self:
+            _shared.lent_to = None
+        self._private = None
         self._closed = True
         self._corked.clear()
         self._corked_size = 0
@@ -218,8 +273,19 @@ class Connection(asyncio.Protocol):
         if self._cork_depth:
             self._corked.append(data)
             self._corked_size += len(data)
+        elif self.coalesce_writes:
+            self._corked.append(data)
+            self._corked_size += len(data)
+            if not self._flush_scheduled:
+                self._flush_scheduled = True
+                asyncio.get_running_loop().call_soon(self._scheduled_flush)
         else:
             self._transport.write(data)  # type: ignore[attr-defined]
+
+    def _scheduled_flush(self) -> None:
+        self._flush_scheduled = False
+        if self._corked and not self._cork_depth:
+            self._flush()
 
     def _uncork(self) -> None:
         self._cork_depth -= 1
@@ -313,7 +379,7 @@ class Connection(asyncio.Protocol):
 
     def close(self) -> None:
         """Close gracefully: data already written is still sent."""
-        if self._cork_depth and self._corked:
+        if self._corked:
             self._flush()
         if self._transport is not None:
             self._transport.close()

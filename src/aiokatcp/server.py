@@ -27,22 +27,16 @@ handling one chunk of input go out in one write.
 from __future__ import annotations
 
 import asyncio
-import functools
-import inspect
 import logging
 import socket
-import sys
 import threading
 import time
-import types
 from collections import deque
 from typing import (
     Any,
     Callable,
-    Coroutine,
     Deque,
     Dict,
-    Generator,
     List,
     Optional,
     Tuple,
@@ -52,7 +46,7 @@ from ._codec import DEFAULT_LIMIT
 from ._handlers import collect_handlers, get_request_timeout_hint, request_timeout_hint
 from ._message import Message
 from ._server_conn import ClientConnection, RequestContext
-from ._server_requests import INLINE_ATTR, ServerLogHandler, StandardRequests
+from ._server_requests import ServerLogHandler, StandardRequests
 from ._server_sensors import SensorRequests
 from ._typeinfo import encode
 from ._values import LogLevel
@@ -73,43 +67,11 @@ _INFORM = Message.Type.INFORM
 _OK = b"ok"
 _FAIL = b"fail"
 _INVALID = b"invalid"
-_EAGER = sys.version_info >= (3, 12)
 #: Requests one connection may start in one go before letting other work run.
 _BURST = 128
 #: Corked output above which it is written out early (so write back-pressure can act).
 _CORK_FLUSH = 65536
-_PENDING: Any = object()  # marker: the handler continues in a task
 _SHUTTING_DOWN = "server is shutting down"
-
-
-@types.coroutine
-def _continue(coro: Coroutine[Any, Any, Any], first: Any) -> Generator[Any, Any, Any]:
-    """Go on driving `coro`, which has already yielded `first` (like ``yield from``)."""
-    to_yield = first
-    while True:
-        try:
-            sent = yield to_yield
-        except GeneratorExit:
-            coro.close()
-            raise
-        except BaseException as exc:
-            try:
-                to_yield = coro.throw(exc)
-            except StopIteration as stop:
-                return stop.value
-        else:
-            try:
-                to_yield = coro.send(sent)
-            except StopIteration as stop:
-                return stop.value
-
-
-async def _resume(coro: Coroutine[Any, Any, Any], first: Any) -> Any:
-    return await _continue(coro, first)
-
-
-async def _await(awaitable: Any) -> Any:
-    return await awaitable
 
 
 class DeviceServerMeta(type):
@@ -131,11 +93,6 @@ class DeviceServerMeta(type):
             for name, handler in handlers.items()
             if (hint := get_request_timeout_hint(handler))  # 0 means "no hint"
         }
-        cls._inline_requests = frozenset(
-            name
-            for name, handler in handlers.items()
-            if getattr(getattr(handler, "_aiokatcp_orig_handler", None), INLINE_ATTR, False)
-        )
 
 
 class DeviceServer(SensorRequests, StandardRequests, metaclass=DeviceServerMeta):
@@ -185,7 +142,6 @@ class DeviceServer(SensorRequests, StandardRequests, metaclass=DeviceServerMeta)
 
     _request_handlers: Dict[str, Callable[..., Any]]
     _request_timeout_hints: Dict[str, float]
-    _inline_requests: frozenset[str]
 
     def __init__(
         self,
@@ -216,7 +172,7 @@ class DeviceServer(SensorRequests, StandardRequests, metaclass=DeviceServerMeta)
         self._pending = 0
         self._waiting: Deque[ClientConnection] = deque()
         self._servicing = False
-        self._request_tasks: Dict[asyncio.Task[Any], RequestContext] = {}
+        self._workers: Dict[asyncio.Task[Any], ClientConnection] = {}
         self._service_tasks: List[asyncio.Task[Any]] = []
         self._halting = False
         self._halt_task: Optional[asyncio.Task[None]] = None
@@ -317,7 +273,7 @@ class DeviceServer(SensorRequests, StandardRequests, metaclass=DeviceServerMeta)
                 self._server.close()
             # Requests in progress finish first (or are cancelled), then the ones queued
             # behind them are answered ``fail`` by _pump, so replies keep request order.
-            tasks = list(self._request_tasks)
+            tasks = list(self._workers)
             if tasks:
                 if cancel:
                     for task in tasks:
@@ -470,115 +426,143 @@ class DeviceServer(SensorRequests, StandardRequests, metaclass=DeviceServerMeta)
         if self._halting:
             self._reply_error(conn, msg, _FAIL, _SHUTTING_DOWN)
             return
-        if (
-            conn._busy is None
-            and not conn._queue
-            and self._pending < self.max_pending
-            and conn._burst < _BURST
-            and not conn._write_paused
-            and conn._corked_size < _CORK_FLUSH
-        ):
-            conn._burst += 1
-            self._start_request(conn, msg)
-            return
         conn._queue.append(msg)
-        self._pump(conn)
+        if conn._busy is None and conn._worker is None:
+            self._pump(conn)
+        else:
+            conn.pause_reading()  # it has a request it cannot start yet
+
+    def _may_start(self, conn: ClientConnection) -> bool:
+        """Whether `conn` may start its next request now (if not, arrange to be called back).
+
+        Must be called with a non-empty queue and no request in progress on `conn`.
+        """
+        if conn._closed:
+            return False
+        if conn._corked_size >= _CORK_FLUSH:
+            conn._flush_corked()
+        if conn._write_paused:
+            return False  # resume_writing calls _connection_ready
+        if self._pending >= self.max_pending or (self._waiting and not self._servicing):
+            # No free slot, or others are waiting for one: take a place in the line.
+            if not conn._waiting:
+                conn._waiting = True
+                self._waiting.append(conn)
+            return False
+        if conn._burst >= _BURST:
+            conn._schedule_continue()
+            return False
+        conn._burst += 1
+        return True
 
     def _pump(self, conn: ClientConnection) -> None:
-        """Start `conn`'s queued requests while it is allowed to run them."""
+        """Start `conn`'s queued requests while it may; hand the first awaitable to a worker."""
         queue = conn._queue
-        if self._halting and conn._busy is None:
+        if self._halting:
             self._fail_queued(conn)
-        while queue and conn._busy is None and not conn._closed:
-            if conn._corked_size >= _CORK_FLUSH:
-                conn._flush_corked()
-            if conn._write_paused:
-                break  # resume_writing calls _connection_ready
-            if self._pending >= self.max_pending:
-                if not conn._waiting:
-                    conn._waiting = True
-                    self._waiting.append(conn)
+        while queue and self._may_start(conn):
+            ctx = RequestContext(conn, queue.popleft())
+            awaitable = self._begin(ctx)
+            if awaitable is not None:
+                worker = self.loop.create_task(self._worker(ctx, awaitable))
+                conn._worker = worker
+                self._workers[worker] = conn
                 break
-            if conn._burst >= _BURST:
-                conn._schedule_continue()
-                break
-            conn._burst += 1
-            self._start_request(conn, queue.popleft())
-        if queue:
+        self._pump_done(conn)
+
+    def _pump_done(self, conn: ClientConnection) -> None:
+        if conn._queue:
             conn.pause_reading()
         else:
             conn.resume_reading()
-            if conn._eof and conn._busy is None:
+            if conn._eof and conn._busy is None and conn._worker is None:
                 conn.close()
 
-    def _start_request(self, conn: ClientConnection, msg: Message) -> None:
-        ctx = RequestContext(conn, msg)
+    def _begin(self, ctx: RequestContext) -> Any:
+        """Start a request: call its handler; finish it unless it returned an awaitable.
+
+        Returns the awaitable (to be awaited by a worker), or ``None`` if done.
+        """
+        conn = ctx.conn
+        msg = ctx.req
         conn._busy = ctx
         self._pending += 1
         try:
             handler = self._request_handlers.get(msg.name)
             if handler is None:
                 result = self.unhandled_request(ctx, msg)
-                inline_ok = getattr(self.unhandled_request, INLINE_ATTR, False)
             else:
                 result = handler(self, ctx, msg)
-                inline_ok = msg.name in self._inline_requests
             if result is not None and hasattr(result, "__await__"):
-                result = self._start_coroutine(ctx, result, inline_ok)
-                if result is _PENDING:
-                    ctx._inline = False
-                    return
+                ctx._inline = False
+                return result
         except asyncio.CancelledError:
             self._request_cancelled(ctx)
         except Exception as exc:
             self._request_failed(ctx, exc)
         else:
             self._request_succeeded(ctx, result)
+        self._finish(ctx)
+        return None
+
+    def _finish(self, ctx: RequestContext) -> None:
+        ctx._done = True
         self._pending -= 1
+        conn = ctx.conn
         if conn._busy is ctx:
             conn._busy = None
 
-    def _start_coroutine(self, ctx: RequestContext, awaitable: Any, inline_ok: bool) -> Any:
-        """Run a handler's awaitable as far as it goes now; return its result or ``_PENDING``."""
-        loop = self.loop
-        if not inspect.iscoroutine(awaitable):
-            task = loop.create_task(_await(awaitable))
-        elif _EAGER:
-            task = asyncio.Task(awaitable, loop=loop, eager_start=True)  # type: ignore[call-arg,unused-ignore]
-            if task.done():
-                return task.result()
-        elif inline_ok:
-            try:
-                first = awaitable.send(None)
-            except StopIteration as stop:
-                return stop.value
-            task = loop.create_task(_resume(awaitable, first))
-        else:
-            task = loop.create_task(awaitable)
-        self._request_tasks[task] = ctx
-        task.add_done_callback(functools.partial(self._task_done, ctx))
-        return _PENDING
+    async def _worker(self, ctx: RequestContext, awaitable: Any) -> None:
+        """Await request handlers of one connection, in order, inside one task.
 
-    def _task_done(self, ctx: RequestContext, task: asyncio.Task[Any]) -> None:
-        self._request_tasks.pop(task, None)
+        Handlers thus run in a real task (``asyncio.current_task()``, timeouts
+        and task groups work), but one task serves a whole burst of pipelined
+        requests instead of one task per request.
+        """
         conn = ctx.conn
-        ctx._inline = True  # the reply below must not reschedule the connection
-        conn.cork()
+        me = asyncio.current_task()
         try:
-            try:
-                result = task.result()
-            except asyncio.CancelledError:
-                self._request_cancelled(ctx)
-            except Exception as exc:
-                self._request_failed(ctx, exc)
-            else:
-                self._request_succeeded(ctx, result)
-            self._pending -= 1
-            if conn._busy is ctx:
-                conn._busy = None
-            self._connection_ready(conn)
+            while True:
+                try:
+                    result = await awaitable
+                except asyncio.CancelledError:
+                    ctx._inline = True
+                    self._request_cancelled(ctx)
+                    if me is not None and hasattr(me, "uncancel") and not self._halting:
+                        me.uncancel()  # only this request was cancelled
+                except Exception as exc:
+                    ctx._inline = True
+                    self._request_failed(ctx, exc)
+                else:
+                    ctx._inline = True
+                    self._request_succeeded(ctx, result)
+                self._finish(ctx)
+                if conn._worker is not me:
+                    return  # detached after an early reply: the queue has moved on
+                ctx, awaitable = self._next_for_worker(conn)
+                if awaitable is None:
+                    return
         finally:
-            conn.uncork()
+            self._workers.pop(me, None)  # type: ignore[arg-type]
+            if conn._worker is me:
+                conn._worker = None
+            if not self._halting:
+                self._connection_ready(conn)
+
+    def _next_for_worker(self, conn: ClientConnection) -> Tuple[RequestContext, Any]:
+        """Run `conn`'s queued requests until one needs awaiting; ``(ctx, None)`` if none."""
+        queue = conn._queue
+        if self._halting:
+            self._fail_queued(conn)
+        ctx = conn._busy  # placeholder for the type checker; replaced below
+        while queue and self._may_start(conn):
+            ctx = RequestContext(conn, queue.popleft())
+            awaitable = self._begin(ctx)
+            if awaitable is not None:
+                return ctx, awaitable
+        conn._worker = None
+        self._pump_done(conn)
+        return ctx, None  # type: ignore[return-value]
 
     def _request_replied(self, ctx: RequestContext) -> None:
         """Called by the context when its reply is written."""
@@ -586,17 +570,29 @@ class DeviceServer(SensorRequests, StandardRequests, metaclass=DeviceServerMeta)
         if conn._busy is ctx:
             conn._busy = None
             if not ctx._inline:
-                # Replied from a running task: the connection may go on, but not from
-                # inside the handler's call to reply().
-                self.loop.call_soon(self._connection_ready, conn)
+                # Replied from inside an awaited handler: if it is still running once
+                # this loop iteration is over, let the connection go on without it.
+                self.loop.call_soon(self._detach, ctx)
+
+    def _detach(self, ctx: RequestContext) -> None:
+        conn = ctx.conn
+        if not ctx._done and conn._worker is not None and conn._busy is None:
+            conn._worker = None  # the old worker finishes its handler and then stops
+            self._connection_ready(conn)
 
     def _connection_ready(self, conn: ClientConnection) -> None:
         """`conn` may be able to start another request, or a slot was freed: schedule."""
-        if conn._queue and conn._busy is None and not conn._waiting and not conn._closed:
+        if (
+            conn._queue
+            and conn._busy is None
+            and conn._worker is None
+            and not conn._waiting
+            and not conn._closed
+        ):
             conn._waiting = True
             self._waiting.append(conn)
         self._service_waiting()
-        if conn._eof and conn._busy is None and not conn._queue:
+        if conn._eof and conn._busy is None and conn._worker is None and not conn._queue:
             conn.close()
 
     def _service_waiting(self) -> None:
@@ -609,12 +605,13 @@ class DeviceServer(SensorRequests, StandardRequests, metaclass=DeviceServerMeta)
             while waiting and self._pending < self.max_pending:
                 conn = waiting.popleft()
                 conn._waiting = False
-                conn._burst = 0
-                conn.cork()
-                try:
-                    self._pump(conn)
-                finally:
-                    conn.uncork()
+                if conn._busy is None and conn._worker is None:
+                    conn._burst = 0
+                    conn.cork()
+                    try:
+                        self._pump(conn)
+                    finally:
+                        conn.uncork()
         finally:
             self._servicing = False
 
@@ -687,8 +684,6 @@ class DeviceServer(SensorRequests, StandardRequests, metaclass=DeviceServerMeta)
             by default (``unknown request <name>``)
         """
         raise InvalidReply(f"unknown request {req.name}")
-
-    setattr(unhandled_request, INLINE_ATTR, True)  # it never suspends
 
     # -- asynchronous informs --------------------------------------------------------------------
 
