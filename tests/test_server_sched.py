@@ -49,6 +49,36 @@ class SchedServer(DeviceServer):
         await asyncio.sleep(10)
         self.cleaned_up += 1
 
+    async def request_timeout(self, ctx: RequestContext, limit: float, delay: float) -> str:
+        """Run something under asyncio.timeout (needs a real current task)."""
+        assert asyncio.current_task() is not None
+        try:
+            async with asyncio.timeout(limit):
+                await asyncio.sleep(delay)
+        except TimeoutError:
+            return "timed-out"
+        return "in-time"
+
+    async def request_self_cancel(self, ctx: RequestContext) -> None:
+        """Cancel the task running this handler."""
+        task = asyncio.current_task()
+        assert task is not None
+        task.cancel()
+        await asyncio.sleep(1)
+
+    async def request_group(self, ctx: RequestContext, n: int) -> int:
+        """Use a task group inside a handler."""
+        results: List[int] = []
+
+        async def child(i: int) -> None:
+            await asyncio.sleep(i)
+            results.append(i)
+
+        async with asyncio.TaskGroup() as group:
+            for i in range(n):
+                group.create_task(child(i))
+        return sum(results)
+
 
 async def start(**kwargs: object) -> SchedServer:
     srv = SchedServer("127.0.0.1", 0, **kwargs)
@@ -107,6 +137,40 @@ async def test_early_reply_lets_connection_continue(server: SchedServer) -> None
         assert loop.time() - t0 < 1
     await asyncio.sleep(20)
     assert server.cleaned_up == 1
+
+
+needs_311 = pytest.mark.skipif(
+    not hasattr(asyncio, "timeout"), reason="asyncio.timeout/TaskGroup need Python 3.11"
+)
+
+
+@needs_311
+async def test_handlers_run_in_a_task(server: SchedServer) -> None:
+    loop = asyncio.get_running_loop()
+    async with await connect(server) as peer:
+        t0 = loop.time()
+        await peer.send(b"?timeout 1 5", b"?timeout 5 2", b"?group 4", b"?echo x")
+        await peer.expect(
+            b"!timeout ok timed-out", b"!timeout ok in-time", b"!group ok 6", b"!echo ok x"
+        )
+        # 1 s (timed out) + 2 s + 3 s (longest child), and nothing was cancelled by mistake
+        assert loop.time() - t0 == pytest.approx(6)
+
+
+async def test_self_cancel_only_affects_that_request(server: SchedServer) -> None:
+    async with await connect(server) as peer:
+        await peer.send(b"?self-cancel", b"?sleep 2 after")
+        await peer.expect(b"!self-cancel fail request\\_cancelled", b"!sleep ok after")
+
+
+async def test_stop_cancels_detached_handler() -> None:
+    srv = await start()
+    async with await connect(srv) as peer:
+        assert await peer.request(b"?early") == [b"!early ok"]
+        await srv.stop()
+        await peer.expect(b"#disconnect server\\_shutting\\_down")
+    assert srv.cleaned_up == 0  # cancelled, not finished
+    assert asyncio.all_tasks() == {asyncio.current_task()}
 
 
 async def test_max_pending_backpressure_fair() -> None:
