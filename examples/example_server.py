@@ -17,8 +17,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import enum
+import ipaddress  # sensors
 import logging
+import random  # sensors
 import signal
+import time  # sensors
 from typing import Optional, Tuple
 
 import aiokatcp
@@ -57,7 +60,73 @@ class SignalGenerator(aiokatcp.DeviceServer):
         are described in the sensors guide; the example sensors go here.
         """
         # --- sensors -------------------------------------------------------------------------
-        # (placeholder: sensors of every type are added here)
+        # One sensor of each KATCP type. update_sensors() (a service task started in main)
+        # keeps them current; clients subscribe with e.g. ?sensor-sampling temperature auto.
+        nominal = aiokatcp.Sensor.Status.NOMINAL
+        # float with v5 ranges: the status follows the value (nominal / warn / error),
+        # and #sensor-list advertises "10.0 50.0 0.0 70.0"
+        self.temperature_sensor = aiokatcp.Sensor(
+            float,
+            "temperature",
+            "Board temperature",
+            "degC",
+            nominal_range=(10.0, 50.0),
+            warn_range=(0.0, 70.0),
+        )
+        self.frequency_sensor = aiokatcp.Sensor(
+            float, "frequency", "Output frequency", "Hz", self.frequency, nominal
+        )
+        # int; its "auto" strategy is rate-limited (at most every 0.5 s, at least every 10 s)
+        self.uptime_sensor = aiokatcp.Sensor(
+            int,
+            "uptime",
+            "Seconds since the device started",
+            "s",
+            0,
+            nominal,
+            auto_strategy=aiokatcp.SensorSampler.Strategy.EVENT_RATE,
+            auto_strategy_parameters=(0.5, 10.0),
+        )
+        self.output_sensor = aiokatcp.Sensor(
+            bool, "output-enabled", "Whether the output is on", "", self.enabled, nominal
+        )
+        self.waveform_sensor = aiokatcp.Sensor(  # discrete: sine, square, sawtooth
+            Waveform, "waveform", "Output waveform", "", self.waveform, nominal
+        )
+        self.device_status_sensor = aiokatcp.Sensor(  # discrete: ok, degraded, fail
+            aiokatcp.DeviceStatus, "device-status", "Overall health", "", None, nominal
+        )
+        serial = aiokatcp.Sensor(str, "serial-number", "Serial number", "", "SG-0042", nominal)
+        build = aiokatcp.Sensor(bytes, "fpga-build", "FPGA image tag", "", b"fpga-7.1", nominal)
+        reference = aiokatcp.Sensor(
+            aiokatcp.Address,
+            "reference-source",
+            "Where the 10 MHz reference comes from",
+            "",
+            aiokatcp.Address(ipaddress.IPv4Address("10.0.0.5"), 7148),
+            nominal,
+        )
+        started = aiokatcp.Sensor(
+            aiokatcp.Timestamp,
+            "start-time",
+            "When the device started",
+            "s",
+            aiokatcp.Timestamp(time.time()),
+            nominal,
+        )
+        for sensor in (
+            self.temperature_sensor,
+            self.frequency_sensor,
+            self.uptime_sensor,
+            self.output_sensor,
+            self.waveform_sensor,
+            self.device_status_sensor,
+            serial,
+            build,
+            reference,
+            started,
+        ):
+            self.sensors.add(sensor)
         # --- end of sensors ------------------------------------------------------------------
 
     # -- requests: the docstring's first line is the ?help summary ---------------------------
@@ -124,6 +193,32 @@ class SignalGenerator(aiokatcp.DeviceServer):
             await asyncio.sleep(10)
             logger.debug("Temperature nominal")
 
+    # --- sensors: background updater --------------------------------------------------------
+
+    async def update_sensors(self, interval: float = 1.0) -> None:
+        """Service task: refresh the sensors every `interval` seconds."""
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        temperature = 35.0
+        health = {
+            aiokatcp.Sensor.Status.NOMINAL: aiokatcp.DeviceStatus.OK,
+            aiokatcp.Sensor.Status.WARN: aiokatcp.DeviceStatus.DEGRADED,
+            aiokatcp.Sensor.Status.ERROR: aiokatcp.DeviceStatus.FAIL,
+        }
+        while True:
+            # A random walk that now and then leaves the nominal range.
+            temperature = min(80.0, max(-5.0, temperature + random.uniform(-2.0, 2.0)))
+            self.temperature_sensor.value = temperature  # status from the ranges
+            status = self.temperature_sensor.status
+            self.device_status_sensor.set_value(health[status], status)
+            self.frequency_sensor.value = self.frequency
+            self.output_sensor.value = self.enabled
+            self.waveform_sensor.value = self.waveform
+            self.uptime_sensor.value = int(loop.time() - start)
+            await asyncio.sleep(interval)
+
+    # --- end of sensors: background updater -------------------------------------------------
+
     async def on_stop(self) -> None:
         self.enabled = False
         logger.info("Output disabled for shutdown")
@@ -135,6 +230,7 @@ async def main(host: str, port: int) -> None:
     logging.getLogger().addHandler(server.LogHandler(server))
     await server.start()
     server.add_service_task(asyncio.create_task(server.watch_temperature()))
+    server.add_service_task(asyncio.create_task(server.update_sensors()))  # sensors
     bound = server.sockets[0].getsockname()
     logger.info("Listening on %s:%d", bound[0], bound[1])
     loop = asyncio.get_running_loop()
