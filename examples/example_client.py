@@ -53,7 +53,7 @@ async def main(host: str, port: int, seconds: float) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("host", nargs="?", default="127.0.0.1")
-    parser.add_argument("port", nargs="?", type=int, default=4444)
+    parser.add_argument("port", nargs="?", type=int, default=7147)
     parser.add_argument("seconds", nargs="?", type=float, default=5.0)
     args = parser.parse_args()
     try:

@@ -10,6 +10,7 @@ import contextlib
 import importlib.util
 import io
 import os
+import sys
 from types import ModuleType
 from typing import Any, AsyncIterator
 
@@ -119,3 +120,41 @@ async def test_example_client(remote: RemoteDevice) -> None:
     assert "?sensor-list:" in text
     assert "counter [integer] = 1" in text
     assert "counter = 2 (nominal)" in text
+
+
+async def test_demo_in_process() -> None:
+    """The demo's whole script, on the virtual clock."""
+    demo = load_example("demo")
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        await demo.main(2.0)
+    text = out.getvalue()
+    for expected in [
+        "?frequency ",
+        "temperature        float (10.0 50.0 0.0 70.0) [degC]",
+        "?frequency 2500000.0 -> 2500000.0 Hz",
+        "?waveform square     -> Waveform.SQUARE",
+        "FailReply: frequency",
+        "#calibrate step 2 2",
+        "Synchronised: 10 sensors mirrored",
+        "temperature    = ",
+        "Client and device shut down cleanly",
+    ]:
+        assert expected in text
+
+
+@pytest.mark.real_loop
+async def test_demo_subprocess() -> None:
+    """``python examples/demo.py`` as the README runs it: real sockets, exit status 0."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        os.path.join(EXAMPLES, "demo.py"),
+        "--seconds",
+        "1",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    stdout, stderr = await asyncio.wait_for(proc.communicate(), 120)
+    assert proc.returncode == 0, stderr.decode()
+    assert b"Client and device shut down cleanly" in stdout
+    assert b"Traceback" not in stderr
