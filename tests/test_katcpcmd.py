@@ -34,6 +34,11 @@ class CmdServer(DeviceServer):
         """Always fail."""
         raise aiokatcp.FailReply("as requested")
 
+    async def request_shout(self, ctx: aiokatcp.RequestContext) -> None:
+        """Send an asynchronous #log inform before replying."""
+        self.mass_inform("log", "warn", 1700000000.0, "cmd.device", "hello there")
+        self.mass_inform("something-else", 1)
+
     async def request_slow(self, ctx: aiokatcp.RequestContext) -> None:
         """Take a minute."""
         await asyncio.sleep(60)
@@ -64,6 +69,16 @@ async def test_request_ok(server: CmdServer) -> None:
         "#echo[N] hello\\_world",
         "#echo[N] -3",
         "!echo[N] ok hello\\_world -3",
+    ]
+
+
+async def test_asynchronous_informs_printed(server: CmdServer) -> None:
+    code, out = await run([address(server), "shout"])
+    assert code == katcpcmd.EXIT_OK
+    assert out.splitlines() == [
+        "#log warn 1700000000.0 cmd.device hello\\_there",
+        "#something-else 1",
+        "!shout[N] ok",
     ]
 
 

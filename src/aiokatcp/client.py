@@ -505,7 +505,13 @@ class Client(metaclass=ClientMeta):
         return reading.value
 
     def add_sensor_watcher(self, watcher: AbstractSensorWatcher) -> None:
-        """Start mirroring the server's sensors into `watcher` (also when already connected)."""
+        """Start mirroring the server's sensors into `watcher` (also when already connected).
+
+        Raises
+        ------
+        RuntimeError
+            if the client has been closed
+        """
         if self._closing:
             raise RuntimeError("client is closed")
         if self._monitor is None:
@@ -643,8 +649,8 @@ class Client(metaclass=ClientMeta):
         self._negotiated = loop.create_future()
         self._lost = loop.create_future()
         self._tracker = RequestTracker()
-        self._request_lock = None
         self._timeout_hints = {}
+        self._version_assumed = False
         self._set_protocol(None, frozenset())
         self._set_state(State.NEGOTIATING)
 

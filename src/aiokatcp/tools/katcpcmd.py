@@ -109,6 +109,10 @@ class _PrintingClient(aiokatcp.Client):
     def unhandled_inform(self, msg: aiokatcp.Message) -> None:
         _print(self.out, msg)
 
+    def inform_log(self, *args: bytes) -> None:
+        # Print the server's log messages rather than re-logging them locally.
+        _print(self.out, aiokatcp.Message.inform("log", *args))
+
 
 def _print(out: TextIO, msg: aiokatcp.Message) -> None:
     out.write(bytes(msg).decode("utf-8", errors="backslashreplace"))
