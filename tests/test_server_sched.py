@@ -268,6 +268,17 @@ async def test_slow_reader_disconnected(caplog: pytest.LogCaptureFixture) -> Non
     await srv.stop()
 
 
+async def test_burst_of_async_informs_does_not_drop_fast_client() -> None:
+    srv = await start(max_backlog=20_000)
+    async with await connect(srv) as peer:
+        for i in range(40):  # 40 kB in one loop iteration, but the socket takes it
+            srv.mass_inform("blob", b"x" * 1000, i)
+        for i in range(40):
+            await peer.expect(re.compile(rb"#blob x+ %d" % i))
+        assert await peer.request(b"?echo ok") == [b"!echo ok ok"]
+    await srv.stop()
+
+
 async def test_slow_reader_that_never_reads_is_aborted() -> None:
     srv = await start(max_backlog=20_000)
     slow = await connect(srv)

@@ -101,7 +101,13 @@ class ClientConnection(Connection):
         self._write(data)
         backlog = self.get_write_buffer_size()
         if backlog > self.owner.max_backlog:
-            self._drop_slow_client(backlog)
+            if self._corked and not self._cork_depth:
+                # Part of it is only gathered for this loop iteration's write: hand it to
+                # the socket first, and judge the client on what it has not taken.
+                self._flush()
+                backlog = self.get_write_buffer_size()
+            if backlog > self.owner.max_backlog:
+                self._drop_slow_client(backlog)
 
     def write_async_message(self, msg: Message) -> None:
         """Write one asynchronous message (see :meth:`write_async_bytes`)."""
@@ -199,11 +205,14 @@ class RequestContext:
         if self._replied:
             raise RuntimeError(f"request {self.req.name!r} has already been replied to")
 
-    def _send_reply(self, arguments: List[bytes]) -> None:
-        """Send a reply built from encoded arguments (must not have replied yet)."""
+    def _send_reply(self, arguments: List[bytes], before: bytes = b"") -> None:
+        """Send a reply built from encoded arguments (must not have replied yet).
+
+        `before` is pre-encoded data (the request's informs) written with it.
+        """
         req = self.req
         self._replied = True
-        self.conn._write(bytes(Message._make(_REPLY, req.name, arguments, req.mid)))
+        self.conn._write(before + bytes(Message._make(_REPLY, req.name, arguments, req.mid)))
         self.conn.owner._request_replied(self)
 
     def reply(self, *args: Any) -> None:
@@ -250,16 +259,14 @@ class RequestContext:
         req = self.req
         name, mid = req.name, req.mid
         msgs = [
-            Message._make(_INFORM, name, [encode(arg) for arg in args], mid) for args in informs
+            bytes(Message._make(_INFORM, name, [encode(arg) for arg in args], mid))
+            for args in informs
         ]
-        conn = self.conn
-        conn.cork()
-        try:
-            conn.write_messages(msgs)
-            if send_reply:
-                self._send_reply([_OK, encode(len(msgs))])
-        finally:
-            conn.uncork()
+        data = b"".join(msgs)
+        if send_reply:
+            self._send_reply([_OK, encode(len(msgs))], data)
+        elif data:
+            self.conn._write(data)
 
     async def drain(self) -> None:
         """Wait until the client has taken enough of the output (back-pressure)."""

@@ -413,7 +413,7 @@ class DeviceServer(SensorRequests, StandardRequests, metaclass=DeviceServerMeta)
     def _eof_received(self, conn: ClientConnection) -> bool:
         # Finish (and answer) what the client already sent, then close.
         conn._eof = True
-        if conn._busy is None and not conn._queue:
+        if conn._busy is None and conn._worker is None and not conn._queue:
             conn.close()
         return True
 
@@ -421,7 +421,7 @@ class DeviceServer(SensorRequests, StandardRequests, metaclass=DeviceServerMeta)
 
     def handle_message(self, conn: ClientConnection, msg: Message) -> None:
         """Entry point for every message from a client (only requests are acted on)."""
-        if msg.mtype is not _REQUEST:
+        if msg.mtype is not _REQUEST or conn._dropping:
             return  # replies and informs from clients are ignored
         if self._halting:
             self._reply_error(conn, msg, _FAIL, _SHUTTING_DOWN)
