@@ -110,7 +110,7 @@ def _load_adjtimex() -> Optional[Callable[[Any], int]]:
         return None
     func.argtypes = [ctypes.POINTER(Timex)]
     func.restype = ctypes.c_int
-    return func  # type: ignore[no-any-return]
+    return func
 
 
 _adjtimex = _load_adjtimex()
