@@ -222,28 +222,27 @@ def _strict(raw: bytes, type_name: str) -> None:
         raise ValueError(f"{raw!r} is not a valid {type_name}")
 
 
-def _get_int_decoder(cls: Type[_T]) -> Callable[[bytes], _T]:
-    def decode_int(raw: bytes) -> _T:
-        _strict(raw, "integer")
-        try:
-            value = int(raw)
-        except ValueError:
-            raise ValueError(f"{raw!r} is not a valid integer") from None
-        return value if cls is int else cls(value)  # type: ignore[return-value,call-arg]
+def _number_decoder_getter(
+    base: Callable[[bytes], Any], type_name: str
+) -> Callable[[Type[_T]], Callable[[bytes], _T]]:
+    """Build ``get_decoder`` for a numeric type parsed by `base` (``int`` or ``float``)."""
 
-    return decode_int
+    def get_number_decoder(cls: Type[_T]) -> Callable[[bytes], _T]:
+        def decode_number(raw: bytes) -> _T:
+            _strict(raw, type_name)
+            try:
+                value = base(raw)
+            except ValueError:
+                raise ValueError(f"{raw!r} is not a valid {type_name}") from None
+            return value if cls is base else cls(value)  # type: ignore[call-arg]
+
+        return decode_number
+
+    return get_number_decoder
 
 
-def _get_float_decoder(cls: Type[_T]) -> Callable[[bytes], _T]:
-    def decode_float(raw: bytes) -> _T:
-        _strict(raw, "float")
-        try:
-            value = float(raw)
-        except ValueError:
-            raise ValueError(f"{raw!r} is not a valid float") from None
-        return value if cls is float else cls(value)  # type: ignore[return-value,call-arg]
-
-    return decode_float
+_get_int_decoder = _number_decoder_getter(int, "integer")
+_get_float_decoder = _number_decoder_getter(float, "float")
 
 
 def _encode_float(value: numbers.Real) -> bytes:
