@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import threading
 import time
 from typing import TYPE_CHECKING, Any, Iterable, List, MutableMapping, Optional, Tuple
 
@@ -84,17 +85,19 @@ _BUFFER_SIZE = 256 * 1024
 _PRIVATE_BUFFER_SIZE = 64 * 1024
 
 
-class _SharedBuffer:
-    """One receive buffer shared by all connections.
+class _SharedBuffer(threading.local):
+    """One receive buffer shared by all connections (of one thread's event loop).
 
     Selector loops and uvloop call ``get_buffer``, receive into it and call
     ``buffer_updated`` synchronously, so one buffer serves every connection
     and an idle connection holds none. A loop that keeps the buffer while a
     read is in flight (the Windows proactor) makes the next connection fall
-    back to a private buffer instead.
+    back to a private buffer instead. Each thread has its own buffer, so
+    event loops in different threads never share one.
     """
 
     def __init__(self) -> None:
+        super().__init__()
         self.buffer = memoryview(bytearray(_BUFFER_SIZE))
         self.lent_to: Optional[Connection] = None
 
