@@ -24,13 +24,12 @@ __all__ = ["Message"]
 _MAX_MID = 2**31 - 1
 _NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9-]*")
 _HEAD_RE = re.compile(rb"([?!#])([A-Za-z][A-Za-z0-9-]*)(?:\[([1-9][0-9]*)\])?")
-# Everything after the name/ID: whitespace-separated arguments, then optional whitespace.
-_ARGS_RE = re.compile(rb"(?:[ \t]+(?:[^\\ \t\n\r\0\x1b]|\\[\\_0nret@])+)*[ \t]*")
 # Bytes in an argument section that rule out the bytes.split() fast path: escapes, bytes
 # that are errors, and VT/FF (ordinary argument bytes that bytes.split() treats as spaces).
 _CAREFUL_RE = re.compile(rb"[\\\0\x1b\x0b\x0c]")
 _WS_RE = re.compile(rb"[ \t]+")
-_UNESCAPE_RE = re.compile(rb"\\(.)", re.DOTALL)
+_ESCAPE_SEQ_RE = re.compile(rb"\\(.?)", re.DOTALL)
+_ESCAPE_CHARS = b"\\_0nret@"
 _UNESCAPE_MAP = {
     b"\\": b"\\",
     b"_": b" ",
@@ -51,21 +50,39 @@ def _escape_match(match: Match[bytes]) -> bytes:
     return _ESCAPE_MAP[match.group()]
 
 
-def _unescape_match(match: Match[bytes]) -> bytes:
-    return _UNESCAPE_MAP[match.group(1)]
-
-
 def _escape(arg: bytes) -> bytes:
     if not arg:
         return b"\\@"
     return _ESCAPE_RE.sub(_escape_match, arg)
 
 
+def _unescape_piece(piece: bytes) -> bytes:
+    """Unescape text in which every backslash starts a one-character escape."""
+    piece = piece.replace(b"\\_", b" ")  # by far the most common escape
+    if b"\\" in piece:
+        piece = (
+            piece.replace(b"\\t", b"\t")
+            .replace(b"\\n", b"\n")
+            .replace(b"\\r", b"\r")
+            .replace(b"\\0", b"\0")
+            .replace(b"\\e", b"\x1b")
+            .replace(b"\\@", b"")
+        )
+    return piece
+
+
 def _unescape(arg: bytes) -> bytes:
-    """Unescape an argument already validated by the line grammar."""
-    if b"\\" in arg:
-        return _UNESCAPE_RE.sub(_unescape_match, arg)
-    return arg
+    """Unescape an argument already validated by the line grammar.
+
+    Splitting on escaped backslashes first leaves pieces in which every
+    backslash starts a one-character escape, so plain ``bytes.replace``
+    calls (no Python callback per escape) are exact.
+    """
+    if b"\\" not in arg:
+        return arg
+    if b"\\\\" not in arg:
+        return _unescape_piece(arg)
+    return b"\\".join([_unescape_piece(piece) for piece in arg.split(b"\\\\")])
 
 
 class _MessageType(enum.IntEnum):
@@ -319,12 +336,20 @@ def _parse_line(line: bytes) -> Optional[Message]:
 def _parse_careful_arguments(line: bytes, start: int) -> List[bytes]:
     """Arguments that contain escapes or bytes :meth:`bytes.split` would mishandle."""
     rest = line[start:]
-    if _ARGS_RE.fullmatch(rest) is None:
+    if rest[0] not in b" \t" or b"\0" in rest or b"\x1b" in rest:
         raise KatcpSyntaxError(_describe_bad_line(line), line)
-    rest = rest.strip(b" \t")
-    if not rest:
-        return []
-    return [_unescape(arg) for arg in _WS_RE.split(rest)]
+    if b"\\" in rest:
+        # Every backslash must start one of the eight escapes (a trailing one captures b"").
+        escapes = _ESCAPE_SEQ_RE.findall(rest)
+        joined = b"".join(escapes)
+        if len(joined) != len(escapes) or joined.translate(None, _ESCAPE_CHARS):
+            raise KatcpSyntaxError(_describe_bad_line(line), line)
+    if b"\x0b" in rest or b"\x0c" in rest:
+        rest = rest.strip(b" \t")
+        arguments = _WS_RE.split(rest) if rest else []
+    else:
+        arguments = rest.split()
+    return [_unescape(arg) for arg in arguments]
 
 
 def _describe_bad_argument(arg: bytes, offset: int) -> str:
