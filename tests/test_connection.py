@@ -248,3 +248,42 @@ async def test_drain_waits_for_resume() -> None:
 
 
 DEFAULT_LIMIT = connection.DEFAULT_LIMIT
+
+
+def test_receive_buffer_shared_and_private() -> None:
+    """Two reads in flight at once (as on a proactor loop) must not share a buffer."""
+    owners = [Owner(), Owner()]
+    conns = [Connection(owner, True, DEFAULT_LIMIT) for owner in owners]
+    for conn in conns:
+        conn.connection_made(RecordingTransport())
+    first = conns[0].get_buffer(-1)
+    second = conns[1].get_buffer(-1)
+    assert len(first) >= 64 * 1024
+    assert len(second) >= 64 * 1024
+    first[:10] = b"?first[1]\n"
+    second[:11] = b"?second[2]\n"
+    conns[1].buffer_updated(11)
+    conns[0].buffer_updated(10)
+    assert owners[0].messages == [Message.request("first", mid=1)]
+    assert owners[1].messages == [Message.request("second", mid=2)]
+    # Once returned, the shared buffer is handed out again.
+    assert conns[1].get_buffer(-1) is first
+    conns[1].buffer_updated(0)
+
+
+async def test_coalesced_writes_flush_once_per_iteration() -> None:
+    class Coalescing(Connection):
+        coalesce_writes = True
+
+    conn = Coalescing(Owner(), True, DEFAULT_LIMIT)
+    transport = RecordingTransport()
+    conn.connection_made(transport)
+    conn.write_message(Message.inform("a"))
+    conn.write_bytes(b"#b\n")
+    assert transport.writes == []
+    assert conn.get_write_buffer_size() == 6
+    await asyncio.sleep(0)
+    assert transport.writes == [b"#a\n#b\n"]
+    conn.write_message(Message.inform("c"))
+    conn.close()  # flushes what is gathered
+    assert transport.writes[1:] == [b"#c\n"]

@@ -410,20 +410,6 @@ async def test_start_twice_fails(server: DemoServer) -> None:
         await server.start()
 
 
-async def test_listen_on_given_socket() -> None:
-    # On the solipsism network a listening socket comes from a started server; reuse it.
-    first = DemoServer("127.0.0.1", 0)
-    await first.start()
-    sock = first.sockets[0]
-    assert first.server is not None
-    first.server.close()
-    await first.server.wait_closed()
-    await first.stop()
-    srv = DemoServer("", 1, sock=sock)  # host/port ignored
-    # solipsism's listening sockets cannot be reopened once closed: only check construction
-    assert srv._sock is sock
-
-
 class LogServer(DemoServer):
     async def request_log(self, ctx: RequestContext, level: int, text: str) -> None:
         """Log a message through a user logger."""
@@ -479,6 +465,25 @@ async def test_log_handler_skips_aiokatcp_loggers(
     logging.getLogger("aiokatcp.server").error("internal")
     logging.getLogger("aiokatcp").error("internal")
     assert await peer.request(b"?watchdog") == [b"!watchdog ok"]
+
+
+@pytest.mark.real_loop
+async def test_log_handler_from_another_thread() -> None:
+    srv = LogServer("127.0.0.1", 0)
+    handler = srv.LogHandler(srv)
+    thread_logger = logging.getLogger("demo.thread")
+    thread_logger.addHandler(handler)
+    await srv.start()
+    try:
+        async with await ScriptedPeer.connect("127.0.0.1", port_of(srv), timeout=10) as peer:
+            await peer.expect_connect()
+            await asyncio.to_thread(thread_logger.error, "from a thread")
+            await peer.expect(
+                re.compile(rb"#log error \S+ demo.thread \S+:\d+:\\_from\\_a\\_thread")
+            )
+    finally:
+        thread_logger.removeHandler(handler)
+        await srv.stop()
 
 
 async def test_service_task_failure_stops_server() -> None:
