@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import enum
 import re
-from typing import Any, Dict, List, Match, Optional
+from typing import Any, Dict, List, Optional
 
 from ._typeinfo import encode
 from .exceptions import KatcpSyntaxError
@@ -30,30 +30,23 @@ _CAREFUL_RE = re.compile(rb"[\\\0\x1b\x0b\x0c]")
 _WS_RE = re.compile(rb"[ \t]+")
 _ESCAPE_SEQ_RE = re.compile(rb"\\(.?)", re.DOTALL)
 _ESCAPE_CHARS = b"\\_0nret@"
-_UNESCAPE_MAP = {
-    b"\\": b"\\",
-    b"_": b" ",
-    b"0": b"\0",
-    b"n": b"\n",
-    b"r": b"\r",
-    b"e": b"\x1b",
-    b"t": b"\t",
-    b"@": b"",
-}
-_ESCAPE_RE = re.compile(rb"[\\ \0\n\r\x1b\t]")
-_ESCAPE_MAP = {value: b"\\" + key for key, value in _UNESCAPE_MAP.items() if value}
 # Bytes needing an escape, apart from the space used as a join separator in __bytes__.
 _SPECIAL_NO_SPACE_RE = re.compile(rb"[\\\0\n\r\x1b\t]")
-
-
-def _escape_match(match: Match[bytes]) -> bytes:
-    return _ESCAPE_MAP[match.group()]
 
 
 def _escape(arg: bytes) -> bytes:
     if not arg:
         return b"\\@"
-    return _ESCAPE_RE.sub(_escape_match, arg)
+    # Backslashes first, so the escapes added afterwards are not escaped again.
+    return (
+        arg.replace(b"\\", b"\\\\")
+        .replace(b" ", b"\\_")
+        .replace(b"\t", b"\\t")
+        .replace(b"\n", b"\\n")
+        .replace(b"\r", b"\\r")
+        .replace(b"\0", b"\\0")
+        .replace(b"\x1b", b"\\e")
+    )
 
 
 def _unescape_piece(piece: bytes) -> bytes:
