@@ -8,20 +8,25 @@ and the handler's view of a request (:class:`RequestContext`) live in
 :mod:`aiokatcp._server_conn`; the sensor requests live in
 :mod:`aiokatcp._server_sensors`.
 
-Scheduling, in one paragraph: requests from one connection run in order
-(the next one starts once the previous one has replied); requests from
-different connections run concurrently. ``max_pending`` bounds the requests
-in progress over all connections; when it is reached, a connection stops
-reading as soon as it holds a request that cannot start (so each holds at
-most one chunk of input), and connections with work queue up in a FIFO,
-served round-robin as slots free. Pausing lazily like this (rather than
-pausing every idle connection at once) means that a connection whose
-requests have not been read yet still joins the line, so none is starved,
-and no slot change costs a pass over all connections. Handlers start synchronously inside the
-scheduler: a plain ``def`` handler, or a coroutine that finishes without
-suspending, needs no task (tasks are created only for handlers that really
-wait; on Python >= 3.12 they start eagerly). Replies produced while
-handling one chunk of input go out in one write.
+Scheduling. Requests from one connection run in order (the next one starts
+once the previous one has replied); requests from different connections run
+concurrently. ``max_pending`` bounds the requests in progress over all
+connections; when it is reached, a connection stops reading as soon as it
+holds a request that cannot start (so each holds at most one chunk of
+input), and connections with work queue up in a FIFO, served round-robin as
+slots free. Pausing lazily like this (rather than pausing every idle
+connection at once) means that a connection whose requests have not been
+read yet still joins the line, so none is starved, and no slot change costs
+a pass over all connections.
+
+Execution. A plain ``def`` handler runs at once, inside ``data_received``.
+An ``async def`` handler is awaited by the connection's *worker*: a task
+created when a connection has awaitable work and ended when it has none,
+which goes on to run the connection's next queued requests itself. Handlers
+thus run in a real task (``current_task()``, ``asyncio.timeout`` and task
+groups work), while a burst of pipelined requests costs one task, not one
+per request. A connection's writes are gathered and written once per loop
+iteration.
 """
 
 from __future__ import annotations
@@ -112,8 +117,8 @@ class DeviceServer(SensorRequests, StandardRequests, metaclass=DeviceServerMeta)
         Maximum request line length in bytes.
     max_pending
         Maximum number of requests in progress over all connections; when it
-        is reached, the server stops reading from every connection until a
-        request finishes.
+        is reached, every connection stops being read once it has a request
+        that cannot start, and connections get free slots in turn.
     max_backlog
         Maximum unsent bytes per client when an asynchronous message is
         queued; a client over it is disconnected. Default ``2 * limit``.
