@@ -142,9 +142,11 @@ class Message:
     def __init__(
         self, mtype: _MessageType, name: str, *arguments: Any, mid: Optional[int] = None
     ) -> None:
-        _check_name(name)
-        _check_mid(mid)
-        self.mtype = Message.Type(mtype)
+        if name not in _valid_names:
+            _check_name(name)
+        if mid is not None:
+            _check_mid(mid)
+        self.mtype = mtype if type(mtype) is _MessageType else _MessageType(mtype)
         self.name = name
         self.arguments = [arg if type(arg) is bytes else encode(arg) for arg in arguments]
         self.mid = mid
