@@ -173,6 +173,33 @@ async def test_stop_cancels_detached_handler() -> None:
     assert asyncio.all_tasks() == {asyncio.current_task()}
 
 
+@pytest.mark.skipif(
+    not hasattr(asyncio, "eager_task_factory"), reason="eager tasks need Python 3.12"
+)
+async def test_eager_task_factory() -> None:
+    loop = asyncio.get_running_loop()
+    loop.set_task_factory(asyncio.eager_task_factory)  # type: ignore[attr-defined]
+    try:
+        srv = await start(max_pending=2)
+        async with await connect(srv) as a, await connect(srv) as b:
+            # ?group 0 finishes without suspending: the eager worker is done at once
+            await a.send(b"?group 0", b"?sleep 1 a 2", b"?early", b"?echo a3")
+            await b.send(*[b"?sleep 1 b %d" % i for i in range(3)])
+            await a.expect(
+                re.compile(rb"#client-connected .*"),
+                b"!group ok 0",
+                b"!sleep ok a",
+                b"!early ok",
+                b"!echo ok a3",
+            )
+            await b.expect(b"!sleep ok b", b"!sleep ok b", b"!sleep ok b")
+            assert await a.request(b"?watchdog") == [b"!watchdog ok"]
+        await srv.stop()
+        assert srv._pending == 0
+    finally:
+        loop.set_task_factory(None)
+
+
 async def test_max_pending_backpressure_fair() -> None:
     srv = await start(max_pending=3)
     n_conns, n_reqs = 12, 6

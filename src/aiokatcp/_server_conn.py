@@ -68,8 +68,8 @@ class ClientConnection(Connection):
         self._queue: Deque[Message] = deque()
         # The request started and not yet replied to, if any.
         self._busy: Optional[RequestContext] = None
-        # The task awaiting this connection's handlers, while there is one.
-        self._worker: Optional[asyncio.Task[None]] = None
+        # Token of the worker task in charge of this connection's requests, if any.
+        self._worker: Optional[object] = None
         # Whether this connection is in the server's queue of connections waiting for a slot.
         self._waiting = False
         # Requests started in the current burst (see DeviceServer._pump).

@@ -469,9 +469,12 @@ class DeviceServer(SensorRequests, StandardRequests, metaclass=DeviceServerMeta)
             ctx = RequestContext(conn, queue.popleft())
             awaitable = self._begin(ctx)
             if awaitable is not None:
-                worker = self.loop.create_task(self._worker(ctx, awaitable))
-                conn._worker = worker
-                self._workers[worker] = conn
+                # The token marks the worker in charge of `conn` (set first: with an
+                # eager task factory the worker starts running inside create_task).
+                token = conn._worker = object()
+                worker = self.loop.create_task(self._worker(ctx, awaitable, token))
+                if not worker.done():
+                    self._workers[worker] = conn
                 break
         self._pump_done(conn)
 
@@ -517,7 +520,7 @@ class DeviceServer(SensorRequests, StandardRequests, metaclass=DeviceServerMeta)
         if conn._busy is ctx:
             conn._busy = None
 
-    async def _worker(self, ctx: RequestContext, awaitable: Any) -> None:
+    async def _worker(self, ctx: RequestContext, awaitable: Any, token: object) -> None:
         """Await request handlers of one connection, in order, inside one task.
 
         Handlers thus run in a real task (``asyncio.current_task()``, timeouts
@@ -542,14 +545,14 @@ class DeviceServer(SensorRequests, StandardRequests, metaclass=DeviceServerMeta)
                     ctx._inline = True
                     self._request_succeeded(ctx, result)
                 self._finish(ctx)
-                if conn._worker is not me:
+                if conn._worker is not token:
                     return  # detached after an early reply: the queue has moved on
                 ctx, awaitable = self._next_for_worker(conn)
                 if awaitable is None:
                     return
         finally:
             self._workers.pop(me, None)  # type: ignore[arg-type]
-            if conn._worker is me:
+            if conn._worker is token:
                 conn._worker = None
             if not self._halting:
                 self._connection_ready(conn)
