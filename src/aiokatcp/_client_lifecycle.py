@@ -123,6 +123,7 @@ async def _negotiate(client: Client, negotiated: asyncio.Future[None]) -> None:
         )
         client._version_assumed = True
         client._set_protocol(None, frozenset())
+        negotiated.cancel()  # a late #version-connect is then handled as an update
         return
     negotiated.result()  # raises ProtocolError or ConnectionError
     if "T" in client.protocol_flags:

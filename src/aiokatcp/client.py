@@ -277,10 +277,10 @@ class Client(metaclass=ClientMeta):
         if conn is not None:
             self._set_state(State.DISCONNECTING)
             conn.close()
+        else:
+            self._set_state(State.CLOSED)
         if self._task is not None and not self._task.done():
             self._task.cancel()
-        elif self._task is None:
-            self._set_state(State.CLOSED)
 
     async def wait_closed(self) -> None:
         """Wait until the client is closed (after :meth:`close`, or after giving up)."""
@@ -643,6 +643,9 @@ class Client(metaclass=ClientMeta):
     # -- connection callbacks (from Connection) ----------------------------------------------
 
     def _connection_made(self, conn: Connection) -> None:
+        if self._closing:  # closed while connecting: the life-cycle task is being cancelled
+            conn.abort()
+            return
         self._conn = conn
         self.logger = conn.logger
         loop = self.loop
