@@ -10,6 +10,7 @@ from typing import AsyncIterator, Dict, List, Tuple
 
 import pytest
 
+from aiokatcp.core import Message
 from aiokatcp.server import DeviceServer, RequestContext
 from helpers import ScriptedPeer
 
@@ -337,6 +338,26 @@ async def test_stop_cancels_in_flight() -> None:
     assert srv.cleaned_up == 3
     assert srv._pending == 0
     assert asyncio.all_tasks() == {asyncio.current_task()}
+
+
+async def test_worker_cancelled_before_it_starts() -> None:
+    """A worker cancelled before its first step still answers its request."""
+    srv = await start()
+    async with await connect(srv) as peer:
+        await peer.send(b"?sleep 1 x")
+        await asyncio.sleep(0)
+        # Stand in for an outside cancellation (e.g. asyncio.run cancelling everything)
+        # that lands before the worker task's first step.
+        (conn,) = srv._connections
+        conn._queue.append(Message.request("sleep", b"5", b"y"))
+        conn._busy = None
+        conn._worker = None
+        srv._pump(conn)
+        (worker,) = [task for task, c in srv._workers.items() if c is conn and not task.done()][-1:]
+        worker.cancel()
+        await peer.expect(b"!sleep fail request\\_cancelled")
+        await peer.expect(b"!sleep ok x")
+    await srv.stop()
 
 
 async def test_stop_without_cancel_waits() -> None:

@@ -32,6 +32,8 @@ iteration.
 from __future__ import annotations
 
 import asyncio
+import functools
+import inspect
 import logging
 import socket
 import threading
@@ -475,6 +477,9 @@ class DeviceServer(SensorRequests, StandardRequests, metaclass=DeviceServerMeta)
                 worker = self.loop.create_task(self._worker(ctx, awaitable, token))
                 if not worker.done():
                     self._workers[worker] = conn
+                    worker.add_done_callback(
+                        functools.partial(self._worker_done, ctx, awaitable, token)
+                    )
                 break
         self._pump_done(conn)
 
@@ -556,6 +561,24 @@ class DeviceServer(SensorRequests, StandardRequests, metaclass=DeviceServerMeta)
                 conn._worker = None
             if not self._halting:
                 self._connection_ready(conn)
+
+    def _worker_done(
+        self, ctx: RequestContext, awaitable: Any, token: object, task: asyncio.Task[None]
+    ) -> None:
+        """Clean up after a worker that was cancelled before it could start."""
+        if ctx._done:
+            return  # it ran (and answered its first request)
+        self._workers.pop(task, None)
+        if inspect.iscoroutine(awaitable):
+            awaitable.close()
+        ctx._inline = True
+        self._request_cancelled(ctx)
+        self._finish(ctx)
+        conn = ctx.conn
+        if conn._worker is token:
+            conn._worker = None
+        if not self._halting:
+            self._connection_ready(conn)
 
     def _next_for_worker(self, conn: ClientConnection) -> Tuple[RequestContext, Any]:
         """Run `conn`'s queued requests until one needs awaiting; ``(ctx, None)`` if none."""
