@@ -314,8 +314,9 @@ class DeviceServer(SensorRequests, StandardRequests, metaclass=DeviceServerMeta)
         conns = list(self._connections)
         farewell = bytes(Message.inform("disconnect", "server shutting down"))
         for conn in conns:
-            conn.write_bytes(farewell)
-            conn.close()
+            if not conn.is_closing():
+                conn.write_bytes(farewell)
+                conn.close()
         waiters = [asyncio.ensure_future(conn.wait_closed()) for conn in conns]
         if not waiters:
             return
