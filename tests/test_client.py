@@ -700,3 +700,61 @@ async def test_keepalive_drops_dead_connection(peers: PeerServer) -> None:
 def test_keepalive_must_be_positive() -> None:
     with pytest.raises(ValueError, match="keepalive"):
         Client("127.0.0.1", 7147, keepalive=0)
+
+
+async def test_timeout_hints_not_answered(peers: PeerServer) -> None:
+    client = Client("127.0.0.1", peers.port, negotiation_timeout=2.0)
+    try:
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        peer = await peers.accept(b"#version-connect katcp-protocol 5.1-MIT")
+        await peer.expect(b"?request-timeout-hint[1]")
+        await client.wait_connected()  # after giving up on the hints
+        assert loop.time() - start == pytest.approx(2.0)
+        assert client._timeout_hints == {}
+    finally:
+        client.close()
+        await client.wait_closed()
+
+
+async def test_connection_lost_while_fetching_hints(peers: PeerServer) -> None:
+    client = Client("127.0.0.1", peers.port, auto_reconnect=False)
+    failures: List[Exception] = []
+    client.add_failed_connect_callback(failures.append)
+    peer = await peers.accept(b"#version-connect katcp-protocol 5.1-MIT")
+    await peer.expect(b"?request-timeout-hint[1]")
+    await peer.close()
+    with pytest.raises(ConnectionResetError):
+        await client.wait_connected()
+    assert len(failures) == 1 and isinstance(failures[0], ConnectionResetError)
+    await client.wait_closed()
+
+
+async def test_late_unsupported_version_drops_connection(peers: PeerServer) -> None:
+    client = Client("127.0.0.1", peers.port, negotiation_timeout=1.0)
+    try:
+        peer = await peers.accept(greeting=None)
+        await client.wait_connected()
+        await peer.send(b"#version-connect katcp-protocol 6.0")
+        await peer.expect_eof()
+        await client.wait_disconnected()
+        assert isinstance(client.last_exc, ProtocolError)
+    finally:
+        client.close()
+        await client.wait_closed()
+
+
+def test_gc_of_running_client_warns() -> None:
+    import gc
+
+    import async_solipsism
+
+    loop = async_solipsism.EventLoop()
+
+    async def make() -> None:
+        Client("127.0.0.1", 7147)  # started, never closed
+
+    loop.run_until_complete(make())
+    with pytest.warns(ResourceWarning, match="unclosed client"):
+        loop.close()  # drops the life-cycle task, and with it the last reference
+        gc.collect()

@@ -228,3 +228,26 @@ async def test_console_script_end_to_end() -> None:
         assert re.fullmatch(rb"!fail\[\d+\] fail as\\_requested\n", stdout)
     finally:
         await server.stop()
+
+
+async def test_bad_request_name(server: CmdServer, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _ = await run([address(server), "not_a_valid_name!"])
+    assert code == katcpcmd.EXIT_REPLY
+    assert "not a valid message name" in capsys.readouterr().err
+
+
+async def test_connection_lost_during_request(capsys: pytest.CaptureFixture[str]) -> None:
+    async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"#version-connect katcp-protocol 5.0-MI\n")
+        await reader.readline()  # the request: hang up instead of replying
+        writer.close()
+
+    listener = await asyncio.start_server(hang_up, "127.0.0.1", 0)
+    port = listener.sockets[0].getsockname()[1]
+    try:
+        code, _ = await run([f"127.0.0.1:{port}", "anything"])
+    finally:
+        listener.close()
+        await listener.wait_closed()
+    assert code == katcpcmd.EXIT_CONNECTION
+    assert "connection lost" in capsys.readouterr().err
