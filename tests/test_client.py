@@ -16,6 +16,7 @@ import pytest
 
 from aiokatcp import Client, Message, ProtocolError
 from aiokatcp.exceptions import FailReply, InvalidReply
+from aiokatcp.server import DeviceServer, RequestContext
 from helpers import ScriptedPeer
 
 V5_IDS = b"#version-connect katcp-protocol 5.1-MIB"
@@ -758,3 +759,35 @@ def test_gc_of_running_client_warns() -> None:
     with pytest.warns(ResourceWarning, match="unclosed client"):
         loop.close()  # drops the life-cycle task, and with it the last reference
         gc.collect()
+
+
+# -- against the real server ---------------------------------------------------------------------
+
+
+class SleepServer(DeviceServer):
+    VERSION = "sleep-1.0"
+    BUILD_STATE = "sleep-1.0.0"
+
+    async def request_sleep(self, ctx: RequestContext, seconds: float, tag: str) -> str:
+        """Sleep, then return the tag."""
+        ctx.inform("sleeping", seconds)
+        await asyncio.sleep(seconds)
+        return tag
+
+
+async def test_concurrent_requests_against_real_server() -> None:
+    server = SleepServer("127.0.0.1", 0)
+    await server.start()
+    try:
+        port = server.sockets[0].getsockname()[1]
+        async with await Client.connect("127.0.0.1", port) as client:
+            assert "I" in client.protocol_flags
+            results = await asyncio.gather(
+                *(client.request("sleep", seconds, f"t{seconds}") for seconds in (3, 1, 2))
+            )
+            # Each request got its own reply and inform.
+            for (reply, informs), seconds in zip(results, (3, 1, 2)):
+                assert reply == [f"t{seconds}".encode()]
+                assert [i.arguments for i in informs] == [[b"sleeping", b"%d" % seconds]]
+    finally:
+        await server.stop()
