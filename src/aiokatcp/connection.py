@@ -52,7 +52,16 @@ else:
 
 #: Address reported before the connection is made (or when the peer address is not IP).
 _UNKNOWN_ADDRESS = Address(ipaddress.IPv4Address("0.0.0.0"))
-_LOG = "log"
+
+
+def _log_message(level: str, logger_name: str, text: str) -> Message:
+    """``#log <level> <now> <logger_name> <text>``: how a device tells a client of an error."""
+    return Message._make(
+        Message.Type.INFORM,
+        "log",
+        [level.encode(), repr(time.time()).encode(), logger_name.encode(), text.encode()],
+        None,
+    )
 
 
 class ConnectionLoggerAdapter(_LoggerAdapter):
@@ -255,15 +264,7 @@ class Connection(asyncio.BufferedProtocol):
     def _syntax_error(self, exc: KatcpSyntaxError) -> None:
         self.logger.warning("Malformed message received: %s", exc)
         if self.is_server:
-            text = f"malformed message: {exc}"
-            self.write_message(
-                Message._make(
-                    Message.Type.INFORM,
-                    _LOG,
-                    [b"error", repr(time.time()).encode(), __name__.encode(), text.encode()],
-                    None,
-                )
-            )
+            self.write_message(_log_message("error", __name__, f"malformed message: {exc}"))
 
     # -- output -------------------------------------------------------------------------------
 

@@ -37,7 +37,6 @@ import inspect
 import logging
 import socket
 import threading
-import time
 from collections import deque
 from typing import (
     Any,
@@ -57,6 +56,7 @@ from ._server_requests import ServerLogHandler, StandardRequests
 from ._server_sensors import SensorRequests
 from ._typeinfo import encode
 from ._values import LogLevel
+from .connection import _log_message
 from .exceptions import FailReply, InvalidReply
 
 __all__ = [
@@ -696,7 +696,9 @@ class DeviceServer(SensorRequests, StandardRequests, metaclass=DeviceServerMeta)
         if ctx._replied:
             ctx.conn.write_message(
                 _log_message(
-                    "error", f"error in handler for {ctx.req.name} after it had replied: {text}"
+                    "error",
+                    __name__,
+                    f"error in handler for {ctx.req.name} after it had replied: {text}",
                 )
             )
         else:
@@ -724,12 +726,3 @@ class DeviceServer(SensorRequests, StandardRequests, metaclass=DeviceServerMeta)
         data = bytes(Message.inform(name, *args))
         for conn in list(self._connections):
             conn.write_async_bytes(data)
-
-
-def _log_message(level: str, text: str) -> Message:
-    return Message._make(
-        _INFORM,
-        "log",
-        [level.encode(), repr(time.time()).encode(), b"aiokatcp.server", text.encode()],
-        None,
-    )
