@@ -788,6 +788,6 @@ async def test_concurrent_requests_against_real_server() -> None:
             # Each request got its own reply and inform.
             for (reply, informs), seconds in zip(results, (3, 1, 2)):
                 assert reply == [f"t{seconds}".encode()]
-                assert [i.arguments for i in informs] == [[b"sleeping", b"%d" % seconds]]
+                assert [i.arguments for i in informs] == [[b"sleeping", b"%.1f" % seconds]]
     finally:
         await server.stop()
