@@ -463,8 +463,12 @@ class DeviceServer(SensorRequests, StandardRequests, metaclass=DeviceServerMeta)
         conn._burst += 1
         return True
 
-    def _pump(self, conn: ClientConnection) -> None:
-        """Start `conn`'s queued requests while it may; hand the first awaitable to a worker."""
+    def _run_queued(self, conn: ClientConnection) -> Optional[Tuple[RequestContext, Any]]:
+        """Run `conn`'s queued requests while it may, until one returns an awaitable.
+
+        Returns that request and its awaitable, or ``None`` when there is
+        nothing more to do now.
+        """
         queue = conn._queue
         if self._halting:
             self._fail_queued(conn)
@@ -472,16 +476,23 @@ class DeviceServer(SensorRequests, StandardRequests, metaclass=DeviceServerMeta)
             ctx = RequestContext(conn, queue.popleft())
             awaitable = self._begin(ctx)
             if awaitable is not None:
-                # The token marks the worker in charge of `conn` (set first: with an
-                # eager task factory the worker starts running inside create_task).
-                token = conn._worker = object()
-                worker = self.loop.create_task(self._worker(ctx, awaitable, token))
-                if not worker.done():
-                    self._workers[worker] = conn
-                    worker.add_done_callback(
-                        functools.partial(self._worker_done, ctx, awaitable, token)
-                    )
-                break
+                return ctx, awaitable
+        return None
+
+    def _pump(self, conn: ClientConnection) -> None:
+        """Start `conn`'s queued requests while it may; hand the first awaitable to a worker."""
+        started = self._run_queued(conn)
+        if started is not None:
+            ctx, awaitable = started
+            # The token marks the worker in charge of `conn` (set first: with an
+            # eager task factory the worker starts running inside create_task).
+            token = conn._worker = object()
+            worker = self.loop.create_task(self._worker(ctx, awaitable, token))
+            if not worker.done():
+                self._workers[worker] = conn
+                worker.add_done_callback(
+                    functools.partial(self._worker_done, ctx, awaitable, token)
+                )
         self._pump_done(conn)
 
     def _pump_done(self, conn: ClientConnection) -> None:
@@ -553,9 +564,12 @@ class DeviceServer(SensorRequests, StandardRequests, metaclass=DeviceServerMeta)
                 self._finish(ctx)
                 if conn._worker is not token:
                     return  # detached after an early reply: the queue has moved on
-                ctx, awaitable = self._next_for_worker(conn)
-                if awaitable is None:
+                started = self._run_queued(conn)
+                if started is None:
+                    conn._worker = None
+                    self._pump_done(conn)
                     return
+                ctx, awaitable = started
         finally:
             self._workers.pop(me, None)  # type: ignore[arg-type]
             if conn._worker is token:
@@ -580,21 +594,6 @@ class DeviceServer(SensorRequests, StandardRequests, metaclass=DeviceServerMeta)
             conn._worker = None
         if not self._halting:
             self._connection_ready(conn)
-
-    def _next_for_worker(self, conn: ClientConnection) -> Tuple[RequestContext, Any]:
-        """Run `conn`'s queued requests until one needs awaiting; ``(ctx, None)`` if none."""
-        queue = conn._queue
-        if self._halting:
-            self._fail_queued(conn)
-        ctx = conn._busy  # placeholder for the type checker; replaced below
-        while queue and self._may_start(conn):
-            ctx = RequestContext(conn, queue.popleft())
-            awaitable = self._begin(ctx)
-            if awaitable is not None:
-                return ctx, awaitable
-        conn._worker = None
-        self._pump_done(conn)
-        return ctx, None  # type: ignore[return-value]
 
     def _request_replied(self, ctx: RequestContext) -> None:
         """Called by the context when its reply is written."""
