@@ -475,7 +475,7 @@ async def test_log_handler_from_another_thread() -> None:
     thread_logger.addHandler(handler)
     await srv.start()
     try:
-        async with await ScriptedPeer.connect("127.0.0.1", port_of(srv), timeout=10) as peer:
+        async with await ScriptedPeer.connect("127.0.0.1", port_of(srv), timeout=30) as peer:
             await peer.expect_connect()
             await asyncio.to_thread(thread_logger.error, "from a thread")
             await peer.expect(

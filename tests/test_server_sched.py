@@ -430,7 +430,7 @@ async def test_real_socket_ipv4() -> None:
     try:
         port = port_of(srv)
         assert port != 0
-        async with await ScriptedPeer.connect("127.0.0.1", port, timeout=10) as peer:
+        async with await ScriptedPeer.connect("127.0.0.1", port, timeout=30) as peer:
             await peer.expect_connect()
             assert await peer.request(b"?echo[1] hello") == [b"!echo[1] ok hello"]
             lines = await peer.request(b"?client-list")
@@ -486,7 +486,7 @@ async def test_real_socket_ipv6() -> None:
     srv = SchedServer("::1", 0)
     await srv.start()
     try:
-        async with await ScriptedPeer.connect("::1", port_of(srv), timeout=10) as peer:
+        async with await ScriptedPeer.connect("::1", port_of(srv), timeout=30) as peer:
             await peer.expect_connect()
             lines = await peer.request(b"?client-list")
             assert re.fullmatch(rb"#client-list \[::1\]:\d+", lines[0])
@@ -503,7 +503,7 @@ async def test_real_socket_given_listening_socket() -> None:
     await srv.start()
     try:
         assert port_of(srv) == port
-        async with await ScriptedPeer.connect("127.0.0.1", port, timeout=10) as peer:
+        async with await ScriptedPeer.connect("127.0.0.1", port, timeout=30) as peer:
             await peer.expect_connect()
             assert await peer.request(b"?watchdog") == [b"!watchdog ok"]
     finally:
