@@ -672,6 +672,7 @@ async def test_random_backoff_within_bounds(peers: PeerServer) -> None:
         assert backoff / 2 - 1e-6 <= b - a <= backoff + 1e-6
 
 
+@pytest.mark.filterwarnings("ignore:Ignoring socket option:async_solipsism.SolipsismWarning")
 async def test_keepalive_drops_dead_connection(peers: PeerServer) -> None:
     client = Client("127.0.0.1", peers.port, keepalive=10.0)
     try:
@@ -791,3 +792,52 @@ async def test_concurrent_requests_against_real_server() -> None:
                 assert [i.arguments for i in informs] == [[b"sleeping", b"%.1f" % seconds]]
     finally:
         await server.stop()
+
+
+@pytest.mark.filterwarnings("ignore:Ignoring socket option:async_solipsism.SolipsismWarning")
+async def test_keepalive_waits_for_outstanding_request(peers: PeerServer) -> None:
+    """A long request is not mistaken for a dead peer (the server may answer in order)."""
+    client = Client("127.0.0.1", peers.port, keepalive=10.0)
+    try:
+        loop = asyncio.get_running_loop()
+        peer = await connected(peers, client)
+        start = loop.time()
+        task = asyncio.ensure_future(client.request("slow"))
+        await peer.expect(b"?slow[1]")
+        await asyncio.sleep(45)  # silence for several intervals, but a request is pending
+        assert client.is_connected
+        await peer.send(b"!slow[1] ok")
+        assert await task == ([], [])
+        # With nothing outstanding, the silent server is pinged again: the check at 50 s
+        # saw the reply arrive, the one at 60 s saw silence.
+        await peer.expect(b"?watchdog[2]")
+        assert loop.time() - start == pytest.approx(60.0)
+        await peer.send(b"!watchdog[2] ok")
+    finally:
+        client.close()
+        await client.wait_closed()
+
+
+@pytest.mark.real_loop
+async def test_keepalive_sets_tcp_keepalive() -> None:
+    import socket
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"#version-connect katcp-protocol 5.1-MI\n")
+        await reader.read()
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    client = await asyncio.wait_for(Client.connect("127.0.0.1", port, keepalive=5.0), 30)
+    try:
+        assert client._conn is not None
+        sock = client._conn.get_extra_info("socket")
+        assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) != 0
+        if hasattr(socket, "TCP_KEEPIDLE"):
+            assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE) == 5
+    finally:
+        client.close()
+        await client.wait_closed()
+        server.close()
+        await server.wait_closed()

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import random
+import socket
 from typing import TYPE_CHECKING
 
 from ._client_helpers import parse_timeout_hints
@@ -83,6 +84,8 @@ async def _run_connection(client: Client) -> None:
         client.logger.info("Failed to connect: %s", exc)
         client._fire_failed_connect(exc)
         return
+    if client.keepalive is not None:
+        _enable_tcp_keepalive(conn, client.keepalive)
     lost = client._lost
     negotiated = client._negotiated
     assert lost is not None and negotiated is not None
@@ -144,12 +147,34 @@ async def _fetch_timeout_hints(client: Client) -> None:
     client._timeout_hints = parse_timeout_hints(informs, client.logger)
 
 
+def _enable_tcp_keepalive(conn: Connection, interval: float) -> None:
+    """Let the kernel probe an idle connection too (it sees a dead peer even mid-request)."""
+    sock = conn.get_extra_info("socket")
+    if sock is None:
+        return
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        seconds = max(1, int(interval))
+        for option in ("TCP_KEEPIDLE", "TCP_KEEPINTVL"):
+            if hasattr(socket, option):
+                sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, option), seconds)
+        if hasattr(socket, "TCP_KEEPCNT"):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, 3)
+    except OSError as exc:  # pragma: no cover - depends on the platform
+        conn.logger.debug("Could not enable TCP keepalive: %s", exc)
+
+
 async def _keepalive(client: Client, conn: Connection, interval: float) -> None:
-    """Drop the connection if the server stays silent and ignores ``?watchdog``."""
+    """Drop the connection if the server stays silent and ignores ``?watchdog``.
+
+    While requests are outstanding the check is skipped: the server may run a
+    connection's requests in order, so a ``?watchdog`` would wait behind a long
+    request and look like a dead peer. TCP keepalive covers that case.
+    """
     seen = client._rx_count
     while client._conn is conn:
         await asyncio.sleep(interval)
-        if client._rx_count != seen:
+        if client._rx_count != seen or len(client._tracker):
             seen = client._rx_count
             continue
         try:

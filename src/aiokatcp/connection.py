@@ -377,6 +377,12 @@ class Connection(asyncio.BufferedProtocol):
             if transport is not None and not transport.is_closing():
                 transport.resume_reading()  # type: ignore[attr-defined]
 
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        """Transport information such as ``"socket"`` or ``"peername"`` (`default` if none)."""
+        if self._transport is None:
+            return default
+        return self._transport.get_extra_info(name, default)
+
     def is_closing(self) -> bool:
         """Whether the connection is closed or closing (nothing more can be sent)."""
         return self._closed or self._transport is None or self._transport.is_closing()
