@@ -26,3 +26,4 @@ napoleon_google_docstring = False
 nitpicky = False
 html_theme = "sphinx_rtd_theme"
 exclude_patterns = ["_build"]
+autodoc_inherit_docstrings = False

@@ -1,6 +1,6 @@
 """aiokatcp: a pure-asyncio implementation of KATCP, the Karoo Array Telescope Control Protocol."""
 
-from . import core
+from . import adjtimex, client, connection, core, sensor, server, time_sync
 from ._version import __version__
 from .client import AbstractSensorWatcher, Client, ProtocolError, SensorWatcher, SyncState
 from .connection import Connection, FailReply, InvalidReply
@@ -27,6 +27,7 @@ from .sensor import (
     SimpleAggregateSensor,
 )
 from .server import DeviceServer, RequestContext
+from .time_sync import ClockState, TimeSyncUpdater
 
 
 def minor_version() -> str:
@@ -39,6 +40,7 @@ __all__ = [
     "Address",
     "AggregateSensor",
     "Client",
+    "ClockState",
     "Connection",
     "DeviceServer",
     "DeviceStatus",
@@ -56,14 +58,21 @@ __all__ = [
     "SensorWatcher",
     "SimpleAggregateSensor",
     "SyncState",
+    "TimeSyncUpdater",
     "Timestamp",
     "TimestampOrNow",
     "TypeInfo",
     "__version__",
+    "adjtimex",
+    "client",
+    "connection",
     "core",
     "decode",
     "encode",
     "get_type",
     "minor_version",
     "register_type",
+    "sensor",
+    "server",
+    "time_sync",
 ]
