@@ -30,6 +30,7 @@ class PeerServer:
         self.peers: asyncio.Queue[ScriptedPeer] = asyncio.Queue()
         self.all_peers: List[ScriptedPeer] = []
         self.server: Optional[asyncio.AbstractServer] = None
+        self._closed_servers: List[asyncio.AbstractServer] = []
         self.port = 0
 
     async def start(self, port: int = 0) -> None:
@@ -48,15 +49,19 @@ class PeerServer:
         return peer
 
     async def stop(self) -> None:
+        """Stop listening (connections already made stay open)."""
         if self.server is not None:
             self.server.close()
-            await self.server.wait_closed()
+            self._closed_servers.append(self.server)
             self.server = None
 
     async def close(self) -> None:
         await self.stop()
         for peer in self.all_peers:
             await peer.close()
+        # Since Python 3.12.1, wait_closed() also waits for the server's connections.
+        for server in self._closed_servers:
+            await server.wait_closed()
 
 
 @pytest.fixture
