@@ -287,3 +287,22 @@ async def test_coalesced_writes_flush_once_per_iteration() -> None:
     conn.write_message(Message.inform("c"))
     conn.close()  # flushes what is gathered
     assert transport.writes[1:] == [b"#c\n"]
+
+
+async def test_write_soon_gathers_and_keeps_order() -> None:
+    """Writes after a ``_write_soon`` join the gathered data instead of overtaking it."""
+    conn = Connection(Owner(), False, DEFAULT_LIMIT)
+    transport = RecordingTransport()
+    conn.connection_made(transport)
+    conn.write_bytes(b"?a[1]\n")  # nothing gathered: written at once
+    assert transport.writes == [b"?a[1]\n"]
+    conn._write_soon(b"?b[2]\n")
+    conn._write_soon(b"?c[3]\n")
+    conn.write_bytes(b"?d[4]\n")
+    assert transport.writes == [b"?a[1]\n"]
+    await asyncio.sleep(0)
+    assert transport.writes == [b"?a[1]\n", b"?b[2]\n?c[3]\n?d[4]\n"]
+    conn.cork()
+    conn._write_soon(b"?e[5]\n")  # corked: the uncork writes it
+    conn.uncork()
+    assert transport.writes[2:] == [b"?e[5]\n"]

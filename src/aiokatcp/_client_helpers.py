@@ -15,7 +15,7 @@ from typing import Any, Callable, Dict, FrozenSet, List, Optional, Tuple
 from ._message import Message
 from ._typeinfo import get_decoder
 from ._values import Address, LogLevel, Timestamp
-from .exceptions import FailReply
+from .exceptions import FailReply, InvalidReply
 from .sensor import Reading, Sensor
 
 __all__ = [
@@ -26,6 +26,7 @@ __all__ = [
     "log_remote",
     "parse_protocol_version",
     "parse_timeout_hints",
+    "reply_error",
     "sensor_value_type",
 ]
 
@@ -107,6 +108,19 @@ def log_remote(
         address,
         extra={"katcp_logger": remote_name, "katcp_timestamp": timestamp},
     )
+
+
+def reply_error(name: str, reply_args: List[bytes]) -> Exception:
+    """The exception for a reply that is not ``ok`` (``Client.request`` raises it)."""
+    text = b" ".join(reply_args[1:]).decode("utf-8", errors="replace")
+    if not reply_args:
+        return InvalidReply(f"empty reply to ?{name}")
+    if reply_args[0] == b"fail":
+        return FailReply(text)
+    if reply_args[0] == b"invalid":
+        return InvalidReply(text)
+    code = reply_args[0].decode("utf-8", errors="replace")
+    return InvalidReply(f"{code}: {text}" if text else code)
 
 
 def call_isolated(what: str, func: Callable[..., Any], *args: Any) -> None:

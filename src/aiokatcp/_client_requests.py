@@ -69,6 +69,10 @@ class RequestTracker:
             live += sum(not req.abandoned for req in queue)
         return live
 
+    def has_pending(self) -> bool:
+        """Whether any request (or tombstone) is waiting for its reply (cheap)."""
+        return bool(self._by_mid or self._by_name)
+
     def allocate_mid(self) -> int:
         """Return the next free message id (wrapping before 2**31 - 1)."""
         mid = self.next_mid

@@ -50,10 +50,11 @@ from ._client_helpers import (
     expire,
     log_remote,
     parse_protocol_version,
+    reply_error,
     sensor_value_type,
 )
 from ._client_lifecycle import HAVE_CONNECTION, State, run
-from ._client_requests import ReplyAndInforms, RequestTracker
+from ._client_requests import PendingRequest, ReplyAndInforms, RequestTracker
 from ._codec import DEFAULT_LIMIT
 from ._handlers import collect_handlers, wrap_handler
 from ._message import Message
@@ -74,6 +75,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 _C = TypeVar("_C", bound="Client")
+_REQUEST = Message.Type.REQUEST
 _T = TypeVar("_T")
 
 
@@ -414,45 +416,71 @@ class Client(metaclass=ClientMeta):
         BrokenPipeError, ConnectionResetError, asyncio.TimeoutError
             see :meth:`request_raw`
         """
-        reply, informs = await self.request_raw(name, *args, timeout=timeout)
+        if self._mid_support and self._state is State.CONNECTED:
+            # The common case, inlined (one coroutine per request instead of three):
+            # what request_raw does with message ids, without its lock.
+            if timeout is None:
+                timeout = self._timeout_hints.get(name)
+            tracker = self._tracker
+            req, handle = self._start_request(name, args, timeout)
+            try:
+                reply, informs = await req.future
+            except BaseException:
+                tracker.abandon(req)
+                raise
+            finally:
+                if handle is not None:
+                    handle.cancel()
+        else:
+            reply, informs = await self.request_raw(name, *args, timeout=timeout)
         reply_args = reply.arguments
         if reply_args and reply_args[0] == b"ok":
             return reply_args[1:], informs
-        text = b" ".join(reply_args[1:]).decode("utf-8", errors="replace")
-        if not reply_args:
-            raise InvalidReply(f"empty reply to ?{name}")
-        if reply_args[0] == b"fail":
-            raise FailReply(text)
-        if reply_args[0] == b"invalid":
-            raise InvalidReply(text)
-        code = reply_args[0].decode("utf-8", errors="replace")
-        raise InvalidReply(f"{code}: {text}" if text else code)
+        raise reply_error(name, reply_args)
 
     async def _send_request(
         self, name: str, args: Tuple[Any, ...], timeout: Optional[float]
     ) -> ReplyAndInforms:
         """Send one request on the current connection (no state or lock checks)."""
-        conn = self._conn
-        if conn is None:
-            raise BrokenPipeError("Not connected")
         tracker = self._tracker
-        mid = tracker.allocate_mid() if self._mid_support else None
-        msg = Message.request(name, *args, mid=mid)
-        loop = self.loop
-        future: asyncio.Future[ReplyAndInforms] = loop.create_future()
-        req = tracker.add(name, mid, future)
-        conn.write_message(msg)
-        handle = None
-        if timeout is not None:
-            handle = loop.call_later(timeout, expire, future, name, timeout)
+        req, handle = self._start_request(name, args, timeout)
         try:
-            return await future
+            return await req.future
         except BaseException:
             tracker.abandon(req)
             raise
         finally:
             if handle is not None:
                 handle.cancel()
+
+    def _start_request(
+        self, name: str, args: Tuple[Any, ...], timeout: Optional[float]
+    ) -> Tuple[PendingRequest, Optional[asyncio.TimerHandle]]:
+        """Register and write one request; return it and its timeout timer.
+
+        The caller awaits ``req.future`` and must abandon `req` (with the
+        tracker current at the call) if it stops waiting, and cancel the timer.
+        """
+        conn = self._conn
+        if conn is None:
+            raise BrokenPipeError("Not connected")
+        tracker = self._tracker
+        mid = tracker.allocate_mid() if self._mid_support else None
+        data = bytes(Message(_REQUEST, name, *args, mid=mid))
+        loop = self.loop
+        future: asyncio.Future[ReplyAndInforms] = loop.create_future()
+        burst = tracker.has_pending()
+        req = tracker.add(name, mid, future)
+        if burst:
+            # Concurrent requests: send them together at the end of this loop
+            # iteration (one system call). A lone request (serial use) goes at once.
+            conn._write_soon(data)
+        else:
+            conn.write_bytes(data)
+        handle = None
+        if timeout is not None:
+            handle = loop.call_later(timeout, expire, future, name, timeout)
+        return req, handle
 
     # -- sensor helpers ----------------------------------------------------------------------
 

@@ -277,14 +277,30 @@ class Connection(asyncio.BufferedProtocol):
         if self._cork_depth:
             self._corked.append(data)
             self._corked_size += len(data)
-        elif self.coalesce_writes:
-            self._corked.append(data)
-            self._corked_size += len(data)
-            if not self._flush_scheduled:
-                self._flush_scheduled = True
-                asyncio.get_running_loop().call_soon(self._scheduled_flush)
+        elif self.coalesce_writes or self._corked:
+            # (Data already gathered by _write_soon goes first: keep the order.)
+            self._gather(data)
         else:
             self._transport.write(data)  # type: ignore[attr-defined]
+
+    def _gather(self, data: bytes) -> None:
+        """Hold `data` until the end of this loop iteration, with other such writes."""
+        self._corked.append(data)
+        self._corked_size += len(data)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._scheduled_flush)
+
+    def _write_soon(self, data: bytes) -> None:
+        """Write `data` with the other writes of this loop iteration (one system call).
+
+        For bursts (e.g. many concurrent client requests): the first write of
+        a burst can go out at once, later ones are gathered.
+        """
+        if self._cork_depth or self.is_closing():
+            self._write(data)  # (warns if closed; corked data is flushed by uncork)
+        else:
+            self._gather(data)
 
     def _scheduled_flush(self) -> None:
         self._flush_scheduled = False
