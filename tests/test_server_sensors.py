@@ -210,6 +210,14 @@ async def test_auto_query_says_auto(server: Server, peer: ScriptedPeer) -> None:
             b"fail sensor\\_'name':\\_differential\\_strategies\\_only\\_valid\\_for\\_integer"
             b"\\_and\\_float\\_sensors",
         ),
+        # With several problems, the first one in request order is reported.
+        (
+            b"?sensor-sampling cnt,name,nosuch differential 1",
+            b"fail sensor\\_'name':\\_differential\\_strategies\\_only\\_valid\\_for\\_integer"
+            b"\\_and\\_float\\_sensors",
+        ),
+        (b"?sensor-sampling cnt,nosuch,name differential 1", b"fail Unknown\\_sensor\\_'nosuch'"),
+        (b"?sensor-sampling cnt,cnt,nosuch event", b"fail Duplicate\\_sensor\\_name\\_'cnt'"),
     ],
 )
 async def test_sampling_errors_change_nothing(

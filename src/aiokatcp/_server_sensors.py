@@ -45,6 +45,9 @@ _INFORM = Message.Type.INFORM
 _ONE = b"1"
 _NONE = [b"none"]
 _Observer = Callable[[Sensor[Any], Reading[Any]], None]
+#: A validated strategy for one sensor: ``(spec, is_auto)``; no spec means ``none``.
+_Resolved = Tuple[Optional[StrategySpec], bool]
+_UNSET = object()
 
 
 def _status_args(sensor: Sensor[Any], reading: Reading[Any]) -> List[bytes]:
@@ -266,8 +269,13 @@ class SensorRequests:
 
     def _resolve_sampling(
         self, names: List[str], strategy: SensorSampler.Strategy, args: Tuple[bytes, ...]
-    ) -> List[Tuple[Sensor[Any], Optional[StrategySpec], bool]]:
+    ) -> Tuple[List[Sensor[Any]], List[_Resolved]]:
         """Look up every sensor and validate the strategy for each (no side effects).
+
+        Returns the sensors and, for each, its ``(spec or None, is_auto)``.
+        This runs without yielding (validation must see one consistent state)
+        and is kept lean for bulk requests: no objects are made per sensor,
+        so it neither takes long nor provokes a garbage collection.
 
         Raises
         ------
@@ -275,35 +283,49 @@ class SensorRequests:
             naming the first unknown or duplicated sensor, or the sensor the
             strategy does not suit
         """
+        get_sensor = self.sensors.get
+        sensors: List[Any] = [get_sensor(sensor_name) for sensor_name in names]
+        check_names = None in sensors or len(set(names)) != len(names)
         seen: Set[str] = set()
-        plan: List[Tuple[Sensor[Any], Optional[StrategySpec], bool]] = []
-        cache: Dict[Any, Tuple[Optional[StrategySpec], bool]] = {}
+        resolved_list: List[_Resolved] = []
+        append = resolved_list.append
+        cache: Dict[Any, _Resolved] = {}
         bulk = len(names) > 1
-        sensors = self.sensors
-        for sensor_name in names:
-            if sensor_name in seen:
-                raise FailReply(f"Duplicate sensor name {sensor_name!r}")
-            seen.add(sensor_name)
-            sensor = sensors.get(sensor_name)
-            if sensor is None:
-                raise FailReply(f"Unknown sensor {sensor_name!r}")
-            # The result only depends on the type (and, for auto, the sensor's own strategy).
-            key: Any = (sensor.stype, sensor.auto_strategy, sensor.auto_strategy_parameters)
-            try:
-                resolved = cache.get(key)
-            except TypeError:  # unhashable auto_strategy_parameters
-                key, resolved = None, None
-            if resolved is None:
+        last_stype: Any = _UNSET
+        last_auto: Any = _UNSET
+        last_params: Any = _UNSET
+        resolved: Any = None
+        for i, sensor in enumerate(sensors):
+            if check_names:  # slow path: report the first bad name, in request order
+                sensor_name = names[i]
+                if sensor_name in seen:
+                    raise FailReply(f"Duplicate sensor name {sensor_name!r}")
+                seen.add(sensor_name)
+                if sensor is None:
+                    raise FailReply(f"Unknown sensor {sensor_name!r}")
+            # The result only depends on the type (and, for auto, the sensor's own
+            # strategy); consecutive sensors usually share all three.
+            stype = sensor.stype
+            auto = sensor.auto_strategy
+            params = sensor.auto_strategy_parameters
+            if stype is not last_stype or auto is not last_auto or params is not last_params:
+                last_stype, last_auto, last_params = stype, auto, params
+                key: Any = (stype, auto, params)
                 try:
-                    resolved = resolve_strategy(sensor, strategy, args)
-                except (ValueError, TypeError) as exc:
-                    if bulk:
-                        raise FailReply(f"sensor {sensor_name!r}: {exc}") from None
-                    raise FailReply(str(exc)) from None
-                if key is not None:
-                    cache[key] = resolved
-            plan.append((sensor, resolved[0], resolved[1]))
-        return plan
+                    resolved = cache.get(key)
+                except TypeError:  # unhashable auto_strategy_parameters
+                    key, resolved = None, None
+                if resolved is None:
+                    try:
+                        resolved = resolve_strategy(sensor, strategy, args)
+                    except (ValueError, TypeError) as exc:
+                        if bulk:
+                            raise FailReply(f"sensor {names[i]!r}: {exc}") from None
+                        raise FailReply(str(exc)) from None
+                    if key is not None:
+                        cache[key] = resolved
+            append(resolved)
+        return sensors, resolved_list
 
     # -- requests --------------------------------------------------------------------------
 
@@ -368,7 +390,7 @@ class SensorRequests:
             sampler = get_sampler(conn, sensor)
             return (name, *(sampler.wire_parameters() if sampler is not None else _NONE))
         plan = self._resolve_sampling(names, strategy, args)
-        first_spec, first_auto = plan[0][1], plan[0][2]
+        first_spec, first_auto = plan[1][0]
         if strategy is SensorSampler.Strategy.NONE:
             reply_params = _NONE
         elif first_auto or first_spec is None:
@@ -384,7 +406,7 @@ class SensorRequests:
         self,
         conn: ClientConnection,
         state: _ClientSampling,
-        plan: List[Tuple[Sensor[Any], Optional[StrategySpec], bool]],
+        plan: Tuple[List[Sensor[Any]], List[_Resolved]],
     ) -> None:
         """Install the validated samplers, yielding to the loop between batches."""
         observer = state.observer
@@ -393,7 +415,7 @@ class SensorRequests:
         sensors = self.sensors
         state.requests += 1
         try:
-            for i, (sensor, spec, is_auto) in enumerate(plan):
+            for i, (sensor, (spec, is_auto)) in enumerate(zip(*plan)):
                 if i % batch == 0:
                     if i:
                         await asyncio.sleep(0)
