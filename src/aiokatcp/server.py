@@ -32,7 +32,6 @@ iteration.
 from __future__ import annotations
 
 import asyncio
-import functools
 import inspect
 import logging
 import socket
@@ -180,6 +179,8 @@ class DeviceServer(SensorRequests, StandardRequests, metaclass=DeviceServerMeta)
         self._waiting: Deque[ClientConnection] = deque()
         self._servicing = False
         self._workers: Dict[asyncio.Task[Any], ClientConnection] = {}
+        # Workers not started yet: their first request, its awaitable and their token.
+        self._unstarted: Dict[asyncio.Task[Any], Tuple[RequestContext, Any, object]] = {}
         self._service_tasks: List[asyncio.Task[Any]] = []
         self._halting = False
         self._halt_task: Optional[asyncio.Task[None]] = None
@@ -490,9 +491,8 @@ class DeviceServer(SensorRequests, StandardRequests, metaclass=DeviceServerMeta)
             worker = self.loop.create_task(self._worker(ctx, awaitable, token))
             if not worker.done():
                 self._workers[worker] = conn
-                worker.add_done_callback(
-                    functools.partial(self._worker_done, ctx, awaitable, token)
-                )
+                self._unstarted[worker] = (ctx, awaitable, token)
+                worker.add_done_callback(self._worker_done)
         self._pump_done(conn)
 
     def _pump_done(self, conn: ClientConnection) -> None:
@@ -546,30 +546,44 @@ class DeviceServer(SensorRequests, StandardRequests, metaclass=DeviceServerMeta)
         """
         conn = ctx.conn
         me = asyncio.current_task()
+        if me is not None and self._unstarted.pop(me, None) is not None:
+            # Started, so _worker_done has nothing to do: without it, the task's end
+            # costs no extra loop iteration.
+            me.remove_done_callback(self._worker_done)
         try:
             while True:
+                cancelled = False
+                error: Optional[Exception] = None
                 try:
                     result = await awaitable
                 except asyncio.CancelledError:
-                    ctx._inline = True
-                    self._request_cancelled(ctx)
-                    if me is not None and hasattr(me, "uncancel") and not self._halting:
-                        me.uncancel()  # only this request was cancelled
+                    cancelled = True
                 except Exception as exc:
+                    error = exc
+                # Corked: this reply and those of the requests run next leave in one
+                # write at the end of this step, not one loop iteration later.
+                conn.cork()
+                try:
                     ctx._inline = True
-                    self._request_failed(ctx, exc)
-                else:
-                    ctx._inline = True
-                    self._request_succeeded(ctx, result)
-                self._finish(ctx)
-                if conn._worker is not token:
-                    return  # detached after an early reply: the queue has moved on
-                started = self._run_queued(conn)
-                if started is None:
-                    conn._worker = None
-                    self._pump_done(conn)
-                    return
-                ctx, awaitable = started
+                    if cancelled:
+                        self._request_cancelled(ctx)
+                        if me is not None and hasattr(me, "uncancel") and not self._halting:
+                            me.uncancel()  # only this request was cancelled
+                    elif error is not None:
+                        self._request_failed(ctx, error)
+                    else:
+                        self._request_succeeded(ctx, result)
+                    self._finish(ctx)
+                    if conn._worker is not token:
+                        return  # detached after an early reply: the queue has moved on
+                    started = self._run_queued(conn)
+                    if started is None:
+                        conn._worker = None
+                        self._pump_done(conn)
+                        return
+                    ctx, awaitable = started
+                finally:
+                    conn.uncork()
         finally:
             self._workers.pop(me, None)  # type: ignore[arg-type]
             if conn._worker is token:
@@ -577,10 +591,12 @@ class DeviceServer(SensorRequests, StandardRequests, metaclass=DeviceServerMeta)
             if not self._halting:
                 self._connection_ready(conn)
 
-    def _worker_done(
-        self, ctx: RequestContext, awaitable: Any, token: object, task: asyncio.Task[None]
-    ) -> None:
+    def _worker_done(self, task: asyncio.Task[None]) -> None:
         """Clean up after a worker that was cancelled before it could start."""
+        started = self._unstarted.pop(task, None)
+        if started is None:
+            return
+        ctx, awaitable, token = started
         if ctx._done:
             return  # it ran (and answered its first request)
         self._workers.pop(task, None)
