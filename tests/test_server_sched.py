@@ -11,7 +11,7 @@ from typing import AsyncIterator, Dict, List, Tuple
 import pytest
 
 from aiokatcp.core import Message
-from aiokatcp.server import DeviceServer, RequestContext
+from aiokatcp.server import ClientConnection, DeviceServer, RequestContext
 from helpers import ScriptedPeer
 
 
@@ -43,6 +43,10 @@ class SchedServer(DeviceServer):
     def request_echo(self, ctx: RequestContext, *args: bytes) -> Tuple[bytes, ...]:
         """Echo (plain def, runs inline)."""
         return args
+
+    async def request_quick(self, ctx: RequestContext, x: int) -> int:
+        """Return at once (an async handler that never waits)."""
+        return x
 
     async def request_early(self, ctx: RequestContext) -> None:
         """Reply at once, then keep working."""
@@ -508,3 +512,51 @@ async def test_real_socket_given_listening_socket() -> None:
             assert await peer.request(b"?watchdog") == [b"!watchdog ok"]
     finally:
         await srv.stop()
+
+
+class RecordingTransport(asyncio.Transport):
+    """Records each write (one per system call a real transport would make)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes: List[bytes] = []
+
+    def write(self, data: object) -> None:
+        self.writes.append(bytes(data))  # type: ignore[call-overload]
+
+    def is_closing(self) -> bool:
+        return False
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+    def get_extra_info(self, name: str, default: object = None) -> object:
+        return ("10.0.0.1", 1234) if name == "peername" else default
+
+
+async def test_awaited_handlers_replies_batched() -> None:
+    """Replies of async handlers run in one step leave in one write, in order."""
+    srv = SchedServer("127.0.0.1", 0)
+    conn = ClientConnection(srv, srv.limit)
+    transport = RecordingTransport()
+    conn.connection_made(transport)
+    await asyncio.sleep(0)
+    transport.writes.clear()
+    conn.data_received(b"?quick[1] 1\n?quick[2] 2\n?quick[3] 3\n")
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert transport.writes == [b"!quick[1] ok 1\n!quick[2] ok 2\n!quick[3] ok 3\n"]
+    # A handler that really waits: what came before it is sent first.
+    conn.data_received(b"?quick[4] 4\n?sleep[5] 1 s\n?quick[6] 6\n")
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert transport.writes[1:] == [b"!quick[4] ok 4\n"]
+    await asyncio.sleep(2)
+    assert transport.writes[2:] == [b"!sleep[5] ok s\n!quick[6] ok 6\n"]
+    conn.connection_lost(None)

@@ -12,8 +12,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import types
 from collections import deque
-from typing import TYPE_CHECKING, Any, Deque, Dict, Iterable, List, Optional
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Coroutine,
+    Deque,
+    Dict,
+    Generator,
+    Iterable,
+    List,
+    Optional,
+)
 
 from . import _server_sensors
 from ._message import Message
@@ -23,13 +34,40 @@ from .connection import Connection, ConnectionLoggerAdapter
 if TYPE_CHECKING:
     from .server import DeviceServer
 
-__all__ = ["ClientConnection", "RequestContext"]
+__all__ = ["ClientConnection", "RequestContext", "resume_coroutine"]
 
 logger = logging.getLogger("aiokatcp.server")
 
 _REPLY = Message.Type.REPLY
 _INFORM = Message.Type.INFORM
 _OK = b"ok"
+
+
+@types.coroutine
+def resume_coroutine(coro: Coroutine[Any, Any, Any], yielded: Any) -> Generator[Any, Any, Any]:
+    """Await `coro` whose first step (run by the caller) yielded `yielded`.
+
+    Passes everything between the task and `coro` as ``await coro`` would,
+    so the server can run a handler's first step itself (most handlers
+    finish there) and only wait like this when the handler really waits.
+    """
+    value = yielded
+    while True:
+        try:
+            sent = yield value
+        except GeneratorExit:
+            coro.close()
+            raise
+        except BaseException as exc:
+            try:
+                value = coro.throw(exc)
+            except StopIteration as stop:
+                return stop.value
+        else:
+            try:
+                value = coro.send(sent)
+            except StopIteration as stop:
+                return stop.value
 
 
 class ClientConnection(Connection):

@@ -36,6 +36,7 @@ import inspect
 import logging
 import socket
 import threading
+import types
 from collections import deque
 from typing import (
     Any,
@@ -50,7 +51,7 @@ from typing import (
 from ._codec import DEFAULT_LIMIT
 from ._handlers import collect_handlers, get_request_timeout_hint, request_timeout_hint
 from ._message import Message
-from ._server_conn import ClientConnection, RequestContext
+from ._server_conn import ClientConnection, RequestContext, resume_coroutine
 from ._server_requests import ServerLogHandler, StandardRequests
 from ._server_sensors import SensorRequests
 from ._typeinfo import encode
@@ -78,6 +79,9 @@ _BURST = 128
 #: Corked output above which it is written out early (so write back-pressure can act).
 _CORK_FLUSH = 65536
 _SHUTTING_DOWN = "server is shutting down"
+_CoroutineType = types.CoroutineType
+_coro_state = inspect.getcoroutinestate
+_CREATED = inspect.CORO_CREATED
 
 
 class DeviceServerMeta(type):
@@ -550,41 +554,59 @@ class DeviceServer(SensorRequests, StandardRequests, metaclass=DeviceServerMeta)
             # Started, so _worker_done has nothing to do: without it, the task's end
             # costs no extra loop iteration.
             me.remove_done_callback(self._worker_done)
+        # The connection stays corked while this step runs requests, so their replies
+        # leave in one write when the step ends (or a handler really waits), not one
+        # write per request nor one loop iteration later.
+        conn.cork()
+        corked = True
         try:
             while True:
                 cancelled = False
                 error: Optional[Exception] = None
                 try:
-                    result = await awaitable
+                    if type(awaitable) is _CoroutineType and _coro_state(awaitable) == _CREATED:
+                        # Run the handler's first step here: most handlers finish in it.
+                        try:
+                            yielded = awaitable.send(None)
+                        except StopIteration as stop:
+                            result = stop.value
+                        else:
+                            conn.uncork()  # it waits: send what this step wrote first
+                            corked = False
+                            result = await resume_coroutine(awaitable, yielded)
+                    else:
+                        if corked:
+                            conn.uncork()
+                            corked = False
+                        result = await awaitable
                 except asyncio.CancelledError:
                     cancelled = True
                 except Exception as exc:
                     error = exc
-                # Corked: this reply and those of the requests run next leave in one
-                # write at the end of this step, not one loop iteration later.
-                conn.cork()
-                try:
-                    ctx._inline = True
-                    if cancelled:
-                        self._request_cancelled(ctx)
-                        if me is not None and hasattr(me, "uncancel") and not self._halting:
-                            me.uncancel()  # only this request was cancelled
-                    elif error is not None:
-                        self._request_failed(ctx, error)
-                    else:
-                        self._request_succeeded(ctx, result)
-                    self._finish(ctx)
-                    if conn._worker is not token:
-                        return  # detached after an early reply: the queue has moved on
-                    started = self._run_queued(conn)
-                    if started is None:
-                        conn._worker = None
-                        self._pump_done(conn)
-                        return
-                    ctx, awaitable = started
-                finally:
-                    conn.uncork()
+                if not corked:
+                    conn.cork()
+                    corked = True
+                ctx._inline = True
+                if cancelled:
+                    self._request_cancelled(ctx)
+                    if me is not None and hasattr(me, "uncancel") and not self._halting:
+                        me.uncancel()  # only this request was cancelled
+                elif error is not None:
+                    self._request_failed(ctx, error)
+                else:
+                    self._request_succeeded(ctx, result)
+                self._finish(ctx)
+                if conn._worker is not token:
+                    return  # detached after an early reply: the queue has moved on
+                started = self._run_queued(conn)
+                if started is None:
+                    conn._worker = None
+                    self._pump_done(conn)
+                    return
+                ctx, awaitable = started
         finally:
+            if corked:
+                conn.uncork()
             self._workers.pop(me, None)  # type: ignore[arg-type]
             if conn._worker is token:
                 conn._worker = None
