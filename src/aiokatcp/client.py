@@ -2,7 +2,7 @@
 
 This module owns :class:`Client` and :class:`ClientMeta`. The pieces it
 delegates to live in private modules: reply matching and message ids in
-:mod:`._client_requests`, sensor watching in :mod:`._sensor_watcher`
+:mod:`._client_requests`, sensor watching in :mod:`._client_watcher`
 (re-exported here).
 
 The connection life cycle is an explicit state machine (see
@@ -55,10 +55,10 @@ from ._client_helpers import (
 )
 from ._client_lifecycle import HAVE_CONNECTION, State, run
 from ._client_requests import PendingRequest, ReplyAndInforms, RequestTracker
+from ._client_watcher import AbstractSensorWatcher, SensorWatcher, SyncState, _SensorMonitor
 from ._codec import DEFAULT_LIMIT
 from ._handlers import collect_handlers, wrap_handler
 from ._message import Message
-from ._sensor_watcher import AbstractSensorWatcher, SensorWatcher, SyncState, _SensorMonitor
 from .connection import Connection, ConnectionLoggerAdapter
 from .exceptions import FailReply, InvalidReply, ProtocolError
 from .sensor import Reading
