@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import copy
 import enum
+from typing import Any, Optional, Tuple
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from aiokatcp._message import request_bytes
 from aiokatcp.core import KatcpSyntaxError, Message, Timestamp
 
 
@@ -230,3 +232,19 @@ def test_escape_round_trip(arg: bytes) -> None:
     assert Message.unescape_argument(escaped) == arg
     for special in (b" ", b"\t", b"\n", b"\r", b"\0", b"\x1b"):
         assert special not in escaped
+
+
+@pytest.mark.parametrize(
+    "args",
+    [(), (b"",), (b"a b", 2.5, "x\ty", b"\\", b"\x1b\0"), (True, 3, b"plain"), ("µs",)],
+)
+@pytest.mark.parametrize("mid", [None, 7])
+def test_request_bytes_matches_message(args: Tuple[Any, ...], mid: Optional[int]) -> None:
+    """The client's shortcut formats exactly like ``bytes(Message.request(...))``."""
+    assert request_bytes("x-y", mid, args) == bytes(Message.request("x-y", *args, mid=mid))
+
+
+@pytest.mark.parametrize(("name", "mid"), [("1x", None), ("x", 0), ("x", 2**31)])
+def test_request_bytes_rejects_like_message(name: str, mid: Optional[int]) -> None:
+    with pytest.raises(ValueError):
+        request_bytes(name, mid, ())

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import enum
 import re
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from ._typeinfo import encode
 from .exceptions import KatcpSyntaxError
@@ -276,6 +276,31 @@ class Message:
         return (
             self.mtype == _MessageType.REPLY and bool(self.arguments) and self.arguments[0] == b"ok"
         )
+
+
+def request_bytes(name: str, mid: Optional[int], arguments: Tuple[Any, ...]) -> bytes:
+    """``bytes(Message.request(name, *arguments, mid=mid))`` without making the message.
+
+    The client's per-request path: same checks, encoding and errors as the
+    constructor, and the same formatting as :meth:`Message.__bytes__`.
+    """
+    raw = _valid_names.get(name) or _check_name(name)
+    if mid is None:
+        head = b"?" + raw
+    else:
+        _check_mid(mid)
+        head = b"?%s[%d]" % (raw, mid)
+    if not arguments:
+        return head + b"\n"
+    args = [arg if type(arg) is bytes else encode(arg) for arg in arguments]
+    joined = b" ".join(args)
+    if (
+        joined.count(b" ") == len(args) - 1
+        and _SPECIAL_NO_SPACE_RE.search(joined) is None
+        and all(args)
+    ):
+        return b"%s %s\n" % (head, joined)
+    return b"%s %s\n" % (head, b" ".join([_escape(arg) for arg in args]))
 
 
 _TYPE_CHAR = {_MessageType.REQUEST: b"?", _MessageType.REPLY: b"!", _MessageType.INFORM: b"#"}

@@ -58,7 +58,7 @@ from ._client_requests import PendingRequest, ReplyAndInforms, RequestTracker
 from ._client_watcher import AbstractSensorWatcher, SensorWatcher, SyncState, _SensorMonitor
 from ._codec import DEFAULT_LIMIT
 from ._handlers import collect_handlers, wrap_handler
-from ._message import Message
+from ._message import Message, request_bytes
 from .connection import Connection, ConnectionLoggerAdapter
 from .exceptions import FailReply, InvalidReply, ProtocolError
 from .sensor import Reading
@@ -75,7 +75,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 _C = TypeVar("_C", bound="Client")
-_REQUEST = Message.Type.REQUEST
 _T = TypeVar("_T")
 
 
@@ -466,7 +465,7 @@ class Client(metaclass=ClientMeta):
             raise BrokenPipeError("Not connected")
         tracker = self._tracker
         mid = tracker.allocate_mid() if self._mid_support else None
-        data = bytes(Message(_REQUEST, name, *args, mid=mid))
+        data = request_bytes(name, mid, args)
         loop = self.loop
         future: asyncio.Future[ReplyAndInforms] = loop.create_future()
         burst = tracker.has_pending()
