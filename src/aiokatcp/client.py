@@ -76,6 +76,9 @@ logger = logging.getLogger(__name__)
 
 _C = TypeVar("_C", bound="Client")
 _T = TypeVar("_T")
+# Enum members looked up once (each ``Enum.MEMBER`` lookup costs a metaclass call).
+_CONNECTED, _NEGOTIATING = State.CONNECTED, State.NEGOTIATING
+_INFORM, _REPLY = Message.Type.INFORM, Message.Type.REPLY
 
 
 class ClientMeta(type):
@@ -415,7 +418,7 @@ class Client(metaclass=ClientMeta):
         BrokenPipeError, ConnectionResetError, asyncio.TimeoutError
             see :meth:`request_raw`
         """
-        if self._mid_support and self._state is State.CONNECTED:
+        if self._mid_support and self._state is _CONNECTED:
             # The common case, inlined (one coroutine per request instead of three):
             # what request_raw does with message ids, without its lock.
             if timeout is None:
@@ -468,14 +471,11 @@ class Client(metaclass=ClientMeta):
         data = request_bytes(name, mid, args)
         loop = self.loop
         future: asyncio.Future[ReplyAndInforms] = loop.create_future()
-        burst = tracker.has_pending()
+        # Concurrent requests are sent together at the end of this loop iteration (one
+        # system call); a lone request (serial use) goes at once.
+        write = conn._write_soon if tracker.has_pending() else conn.write_bytes
         req = tracker.add(name, mid, future)
-        if burst:
-            # Concurrent requests: send them together at the end of this loop
-            # iteration (one system call). A lone request (serial use) goes at once.
-            conn._write_soon(data)
-        else:
-            conn.write_bytes(data)
+        write(data)
         handle = None
         if timeout is not None:
             handle = loop.call_later(timeout, expire, future, name, timeout)
@@ -558,16 +558,16 @@ class Client(metaclass=ClientMeta):
             return
         self._rx_count += 1
         mtype = msg.mtype
-        if mtype is Message.Type.INFORM:
+        if mtype is _INFORM:
             if self._tracker.handle_inform(msg):
                 return
             if msg.mid is not None:
                 self.logger.debug("Dropping inform for unknown message id: %s", msg)
                 return
-            if self._state is State.NEGOTIATING and msg.name in ("version", "build-state"):
+            if self._state is _NEGOTIATING and msg.name in ("version", "build-state"):
                 self._detected_v4()
             self.handle_inform(msg)
-        elif mtype is Message.Type.REPLY:
+        elif mtype is _REPLY:
             if not self._tracker.handle_reply(msg):
                 self.logger.debug("Dropping unexpected or late reply: %s", msg)
         else:
