@@ -108,8 +108,11 @@ class Reading(Generic[_T]):
         )
 
 
+_NOMINAL = _Status.NOMINAL  # (an Enum member lookup is a metaclass call: once per update adds up)
+
+
 def _always_nominal(value: Any) -> _Status:
-    return _Status.NOMINAL
+    return _NOMINAL
 
 
 def _is_delta_observer(observer: Callable[..., None]) -> bool:
