@@ -772,6 +772,22 @@ def test_unclosed_sampler_warns(loop: FakeLoop) -> None:
     loop.advance(5.0)  # the timer only held a weak reference
 
 
+def test_unclosed_auto_sampler_in_cycle_detaches(loop: FakeLoop) -> None:
+    """A plain-auto sampler freed by the cycle collector stops reporting and detaches."""
+    sensor = Sensor(int, "s")
+    seen: List[int] = []
+    sampler = SensorSampler.factory(sensor, lambda s, r: seen.append(r.value), loop, Strategy.AUTO)
+    assert sampler is not None
+    sampler.cycle = sampler  # type: ignore[attr-defined]  # only the collector can free it
+    sensor.value = 1
+    with pytest.warns(ResourceWarning, match="unclosed SensorSampler for 's'"):
+        del sampler
+        gc.collect()
+    assert sensor._observers == ()
+    sensor.value = 2
+    assert seen == [0, 1]
+
+
 def test_sampler_strategy_enum() -> None:
     assert [s.name for s in Strategy] == [
         "NONE",

@@ -522,31 +522,31 @@ class SensorSampler(Generic[_T], metaclass=abc.ABCMeta):
         self.always_update = spec.always_update
         self.is_auto = is_auto
         self._spec = spec
-        self._state = SamplerState(spec)
+        # Plain ``auto`` forwards every reading: it needs no sampling state (a bulk
+        # subscription makes thousands of samplers; fewer objects, shorter GC passes).
+        self._state: Optional[SamplerState] = None if spec.is_plain_auto else SamplerState(spec)
         self._timer: Optional[HandleLike] = None
         self._timer_when: Optional[float] = None
         self._observer = observer
-        ref = weakref.ref(self)
-        callback: Callable[[Sensor[_T], Reading[_T]], None]
+        # The callback holds the sampler weakly (bound as a default: no closure cells).
+        # A dead sampler's callback does nothing; its __del__ (via close) detaches it.
+        callback: Callable[..., None]
+        self_ref = weakref.ref(self)
         if spec.is_plain_auto:
 
-            def callback(sensor: Sensor[_T], reading: Reading[_T]) -> None:
+            def callback(sensor: Sensor[_T], reading: Reading[_T], ref: Any = self_ref) -> None:
                 sampler = ref()
                 if sampler is not None:
                     observer = sampler._observer
                     if observer is not None:
                         observer(sensor, reading)
-                else:
-                    sensor.detach(callback)
 
         else:
 
-            def callback(sensor: Sensor[_T], reading: Reading[_T]) -> None:
+            def callback(sensor: Sensor[_T], reading: Reading[_T], ref: Any = self_ref) -> None:
                 sampler = ref()
                 if sampler is not None:
                     sampler._update(reading)
-                else:
-                    sensor.detach(callback)
 
         self._callback = callback
         self._closed = False
@@ -560,7 +560,9 @@ class SensorSampler(Generic[_T], metaclass=abc.ABCMeta):
         sensor = self.sensor
         assert sensor is not None
         reading = sensor.reading
-        self._state.start(reading, self.loop.time())
+        state = self._state
+        if state is not None:
+            state.start(reading, self.loop.time())
         self._report(reading)
 
     def _report(self, reading: Reading[_T]) -> None:
@@ -572,7 +574,8 @@ class SensorSampler(Generic[_T], metaclass=abc.ABCMeta):
             self._sync_timer()
 
     def _sync_timer(self) -> None:
-        when = self._state.deadline
+        state = self._state
+        when = None if state is None else state.deadline
         if when == self._timer_when:
             return
         if self._timer is not None:
@@ -584,7 +587,9 @@ class SensorSampler(Generic[_T], metaclass=abc.ABCMeta):
 
     def _update(self, reading: Reading[_T]) -> None:
         state = self._state
-        if state.on_reading(reading, self.loop.time()):
+        if state is None:  # plain auto: every reading is reported
+            self._report(reading)
+        elif state.on_reading(reading, self.loop.time()):
             self._report(reading)
         elif state.deadline != self._timer_when:
             self._sync_timer()
@@ -596,7 +601,8 @@ class SensorSampler(Generic[_T], metaclass=abc.ABCMeta):
         if sensor is None:
             return
         reading = sensor.reading
-        self._state.on_timer(reading, self.loop.time())
+        if self._state is not None:
+            self._state.on_timer(reading, self.loop.time())
         self._report(reading)
 
     # -- public API -------------------------------------------------------------------------
