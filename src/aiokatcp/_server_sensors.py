@@ -68,21 +68,25 @@ class _StatusCache:
     reports the same :class:`Reading` object reuses one formatted line.
     """
 
-    __slots__ = ("_entries",)
+    __slots__ = ("_data", "_readings")
 
     def __init__(self) -> None:
-        self._entries: Dict[Sensor[Any], Tuple[Reading[Any], bytes]] = {}
+        # Two dicts rather than one of (reading, data) tuples: no object per sensor for
+        # the garbage collector to scan.
+        self._readings: Dict[Sensor[Any], Reading[Any]] = {}
+        self._data: Dict[Sensor[Any], bytes] = {}
 
     def get(self, sensor: Sensor[Any], reading: Reading[Any]) -> bytes:
-        entry = self._entries.get(sensor)
-        if entry is not None and entry[0] is reading:
-            return entry[1]
+        if self._readings.get(sensor) is reading:
+            return self._data[sensor]
         data = bytes(Message._make(_INFORM, "sensor-status", _status_args(sensor, reading), None))
-        self._entries[sensor] = (reading, data)
+        self._readings[sensor] = reading
+        self._data[sensor] = data
         return data
 
     def discard(self, sensor: Sensor[Any]) -> None:
-        self._entries.pop(sensor, None)
+        self._readings.pop(sensor, None)
+        self._data.pop(sensor, None)
 
 
 class _ClientSampling:
