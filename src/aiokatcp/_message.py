@@ -232,19 +232,7 @@ class Message:
         head = _TYPE_CHAR[self.mtype] + (_valid_names.get(name) or name.encode("ascii"))
         if mid is not None:
             head += b"[%d]" % mid
-        args = self.arguments
-        if not args:
-            return head + b"\n"
-        # Fast path: one join and one search cover every argument. A space inside an
-        # argument shows up as an extra space in the joined line.
-        joined = b" ".join(args)
-        if (
-            joined.count(b" ") == len(args) - 1
-            and _SPECIAL_NO_SPACE_RE.search(joined) is None
-            and all(args)
-        ):
-            return b"%s %s\n" % (head, joined)
-        return b"%s %s\n" % (head, b" ".join([_escape(arg) for arg in args]))
+        return _format_line(head, self.arguments)
 
     def __repr__(self) -> str:
         args = "".join(f", {arg!r}" for arg in self.arguments)
@@ -290,9 +278,15 @@ def request_bytes(name: str, mid: Optional[int], arguments: Tuple[Any, ...]) -> 
     else:
         _check_mid(mid)
         head = b"?%s[%d]" % (raw, mid)
-    if not arguments:
+    return _format_line(head, [arg if type(arg) is bytes else encode(arg) for arg in arguments])
+
+
+def _format_line(head: bytes, args: List[bytes]) -> bytes:
+    """The wire line for a message head (type, name, ID) and its argument bytes."""
+    if not args:
         return head + b"\n"
-    args = [arg if type(arg) is bytes else encode(arg) for arg in arguments]
+    # Fast path: one join and one search cover every argument. A space inside an
+    # argument shows up as an extra space in the joined line.
     joined = b" ".join(args)
     if (
         joined.count(b" ") == len(args) - 1
