@@ -231,6 +231,11 @@ class RequestContext:
         return self._replied
 
     @property
+    def msg(self) -> Message:
+        """The request (the name the aiokatcp 2.x tutorial uses for :attr:`req`)."""
+        return self.req
+
+    @property
     def logger(self) -> ConnectionLoggerAdapter:
         """Logger tagging messages with the client address (``extra`` has ``address``, ``req``)."""
         if self._logger is None:
