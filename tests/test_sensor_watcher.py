@@ -501,14 +501,43 @@ async def test_sync_failure_is_logged(peers: PeerServer, caplog: pytest.LogCaptu
         peer = await peers.accept()
         await peer.expect(b"?sensor-list[1]")
         await peer.send(b"!sensor-list[1] fail not\\_today")
-        await asyncio.sleep(1)
+        await asyncio.sleep(0.5)
         assert "not today" in caplog.text
         assert mirror.state is SyncState.SYNCING
-        # The next #interface-changed retries.
+        # An #interface-changed while waiting to retry retries at once.
         await peer.send(b"#interface-changed")
         await peer.expect(b"?sensor-list[2]")
         await peer.send(b"!sensor-list[2] ok 0")
         await asyncio.wait_for(mirror.synced.wait(), 10)
+    finally:
+        client.close()
+        await client.wait_closed()
+
+
+async def test_sync_failure_is_retried_with_backoff(peers: PeerServer) -> None:
+    client = Client("127.0.0.1", peers.port)
+    mirror = SensorWatcher(client)
+    client.add_sensor_watcher(mirror)
+    try:
+        loop = asyncio.get_running_loop()
+        peer = await peers.accept()
+        await peer.expect(b"?sensor-list[1]")
+        failed_at = loop.time()
+        await peer.send(b"!sensor-list[1] fail busy")
+        await peer.expect(b"?sensor-list[2]")
+        assert loop.time() - failed_at == pytest.approx(1.0)
+        failed_at = loop.time()
+        await peer.send(b"!sensor-list[2] invalid busy")
+        await peer.expect(b"?sensor-list[3]")
+        assert loop.time() - failed_at == pytest.approx(2.0)
+        assert mirror.state is SyncState.SYNCING
+        await peer.send(b"#sensor-list[3] a A \\@ integer", b"!sensor-list[3] ok 1")
+        await peer.expect(b"?sensor-sampling[4] a auto")
+        await peer.send(
+            b"#sensor-status 1700000000.5 1 a nominal 7", b"!sensor-sampling[4] ok a auto"
+        )
+        await asyncio.wait_for(mirror.synced.wait(), 10)
+        assert mirror.sensors["a"].value == 7
     finally:
         client.close()
         await client.wait_closed()

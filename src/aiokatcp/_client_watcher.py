@@ -61,6 +61,9 @@ logger = logging.getLogger("aiokatcp.client")
 _STATUS_FROM_WIRE: Dict[bytes, _Status] = {
     status.name.lower().encode(): status for status in Sensor.Status
 }
+#: Seconds before retrying a failed sync, doubling after each failure up to the maximum.
+_RETRY_FIRST = 1.0
+_RETRY_MAX = 60.0
 #: What ``?sensor-list`` says about one sensor: description, units, type name, parameters.
 _Info = Tuple[str, str, str, Tuple[bytes, ...]]
 
@@ -285,6 +288,7 @@ class _SensorMonitor:
         self._task: Optional[asyncio.Task[None]] = None
         self._generation = 0
         self._resync = False
+        self._backing_off = False  # the sync task is waiting to retry after a failure
         self._closed = False
         self._time_scale = 1.0
         client.add_connected_callback(self._connected)
@@ -420,8 +424,10 @@ class _SensorMonitor:
         if self._closed:
             return
         if self._task is not None and not self._task.done():
-            self._resync = True
-            return
+            if not self._backing_off:
+                self._resync = True
+                return
+            self._cancel_sync()  # waiting to retry: retry now instead
         self._generation += 1
         self._resync = False
         self._task = self.client._create_task(self._sync(self._generation))
@@ -433,22 +439,32 @@ class _SensorMonitor:
         self._generation += 1
 
     async def _sync(self, generation: int) -> None:
+        delay = _RETRY_FIRST
         try:
             while True:
-                self._resync = False
-                await self._sync_once(generation)
+                try:
+                    self._resync = False
+                    await self._sync_once(generation)
+                except (FailReply, InvalidReply, asyncio.TimeoutError) as exc:
+                    # The server is reachable but did not answer as hoped: try again later
+                    # (sooner if it announces an interface change).
+                    logger.warning("Sensor sync failed (%s); retrying in %g s", exc, delay)
+                    self._backing_off = True
+                    try:
+                        await asyncio.sleep(delay)
+                    finally:
+                        self._backing_off = False
+                    delay = min(2 * delay, _RETRY_MAX)
+                    self._resync = True
                 if generation != self._generation:
                     return
                 if not self._resync:
                     break
             for ws in self._watchers:
                 self._set_state(ws, SyncState.SYNCED)
-        except (ConnectionError, asyncio.TimeoutError) as exc:
-            # A disconnect also cancels us; a timeout leaves the watchers SYNCING until
-            # the next #interface-changed or reconnection.
+        except ConnectionError as exc:
+            # A disconnect also cancels us; the next connection starts a new sync.
             logger.info("Sensor sync interrupted: %s", exc)
-        except (FailReply, InvalidReply) as exc:
-            logger.error("Sensor sync failed: %s", exc)
         finally:
             if generation == self._generation:
                 self._task = None
