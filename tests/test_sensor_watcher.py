@@ -78,6 +78,17 @@ async def client(server: DummyServer) -> AsyncIterator[Client]:
     await client.wait_closed()
 
 
+@pytest.fixture
+async def peer_mirror(peers: PeerServer) -> AsyncIterator[SensorWatcher]:
+    """A SensorWatcher on a client of the scripted peer server (closed after the test)."""
+    client = Client("127.0.0.1", peers.port)
+    mirror = SensorWatcher(client)
+    client.add_sensor_watcher(mirror)
+    yield mirror
+    client.close()
+    await client.wait_closed()
+
+
 async def wait_for_value(sensor: Sensor[Any], value: Any) -> None:
     for _ in range(1000):
         if sensor.value == value:
@@ -428,119 +439,97 @@ async def test_interface_changed_at_each_sync_step(peers: PeerServer, changed_at
     check_batches(watcher.events)
 
 
-async def test_without_bulk_flag_subscribes_one_by_one(peers: PeerServer) -> None:
-    client = Client("127.0.0.1", peers.port)
-    mirror = SensorWatcher(client)
-    client.add_sensor_watcher(mirror)
-    try:
-        peer = await peers.accept(b"#version-connect katcp-protocol 5.0-MI")
-        await peer.expect(b"?sensor-list[1]")
-        await peer.send(
-            b"#sensor-list[1] a A \\@ integer",
-            b"#sensor-list[1] b B \\@ lru",  # not mirrored (unknown type), still subscribed
-            b"#sensor-list[1] c C \\@ discrete x y",
-            b"!sensor-list[1] ok 3",
-        )
-        lines = sorted(await peer.readlines(3))
-        assert lines == [
-            b"?sensor-sampling[2] a auto",
-            b"?sensor-sampling[3] b auto",
-            b"?sensor-sampling[4] c auto",
-        ]
-        await peer.send(
-            b"#sensor-status 5.0 1 c nominal y",
-            b"#sensor-status 5.0 2 a error 7 b nominal nominal",
-            b"!sensor-sampling[2] ok a auto",
-            b"!sensor-sampling[3] fail no\\_such\\_sensor",  # logged, not fatal
-            b"!sensor-sampling[4] ok c auto",
-        )
-        await asyncio.wait_for(mirror.synced.wait(), 10)
-        assert set(mirror.sensors) == {"a", "c"}
-        assert mirror.sensors["a"].reading.value == 7
-        assert mirror.sensors["a"].reading.status is Sensor.Status.ERROR
-        assert mirror.sensors["c"].value.katcp_value == b"y"
-        # Bad updates are logged and ignored.
-        await peer.send(
-            b"#sensor-status 6.0 1 a nominal not-a-number",
-            b"#sensor-status 6.0 1 a bogus-status 8",
-            b"#sensor-status 6.0 2 a nominal 9",
-            b"#sensor-status 6.0 1 a unknown \\@",
-            b"#sensor-status 7.0 1 a nominal 10",
-        )
-        await wait_for_value(mirror.sensors["a"], 10)
-        assert mirror.sensors["a"].timestamp == 7.0
-    finally:
-        client.close()
-        await client.wait_closed()
+async def test_without_bulk_flag_subscribes_one_by_one(
+    peers: PeerServer, peer_mirror: SensorWatcher
+) -> None:
+    mirror = peer_mirror
+    peer = await peers.accept(b"#version-connect katcp-protocol 5.0-MI")
+    await peer.expect(b"?sensor-list[1]")
+    await peer.send(
+        b"#sensor-list[1] a A \\@ integer",
+        b"#sensor-list[1] b B \\@ lru",  # not mirrored (unknown type), still subscribed
+        b"#sensor-list[1] c C \\@ discrete x y",
+        b"!sensor-list[1] ok 3",
+    )
+    lines = sorted(await peer.readlines(3))
+    assert lines == [
+        b"?sensor-sampling[2] a auto",
+        b"?sensor-sampling[3] b auto",
+        b"?sensor-sampling[4] c auto",
+    ]
+    await peer.send(
+        b"#sensor-status 5.0 1 c nominal y",
+        b"#sensor-status 5.0 2 a error 7 b nominal nominal",
+        b"!sensor-sampling[2] ok a auto",
+        b"!sensor-sampling[3] fail no\\_such\\_sensor",  # logged, not fatal
+        b"!sensor-sampling[4] ok c auto",
+    )
+    await asyncio.wait_for(mirror.synced.wait(), 10)
+    assert set(mirror.sensors) == {"a", "c"}
+    assert mirror.sensors["a"].reading.value == 7
+    assert mirror.sensors["a"].reading.status is Sensor.Status.ERROR
+    assert mirror.sensors["c"].value.katcp_value == b"y"
+    # Bad updates are logged and ignored.
+    await peer.send(
+        b"#sensor-status 6.0 1 a nominal not-a-number",
+        b"#sensor-status 6.0 1 a bogus-status 8",
+        b"#sensor-status 6.0 2 a nominal 9",
+        b"#sensor-status 6.0 1 a unknown \\@",
+        b"#sensor-status 7.0 1 a nominal 10",
+    )
+    await wait_for_value(mirror.sensors["a"], 10)
+    assert mirror.sensors["a"].timestamp == 7.0
 
 
-async def test_v4_timestamps_in_milliseconds(peers: PeerServer) -> None:
-    client = Client("127.0.0.1", peers.port)
-    mirror = SensorWatcher(client)
-    client.add_sensor_watcher(mirror)
-    try:
-        peer = await peers.accept(b"#version dbe-2.1")
-        await peer.expect(b"?sensor-list")
-        await peer.send(b"#sensor-list a A \\@ integer 0 10", b"!sensor-list ok 1")
-        await peer.expect(b"?sensor-sampling a auto")
-        await peer.send(
-            b"#sensor-status 1700000000123 1 a nominal 3", b"!sensor-sampling ok a auto"
-        )
-        await asyncio.wait_for(mirror.synced.wait(), 10)
-        assert mirror.sensors["a"].timestamp == pytest.approx(1700000000.123)
-    finally:
-        client.close()
-        await client.wait_closed()
+async def test_v4_timestamps_in_milliseconds(peers: PeerServer, peer_mirror: SensorWatcher) -> None:
+    mirror = peer_mirror
+    peer = await peers.accept(b"#version dbe-2.1")
+    await peer.expect(b"?sensor-list")
+    await peer.send(b"#sensor-list a A \\@ integer 0 10", b"!sensor-list ok 1")
+    await peer.expect(b"?sensor-sampling a auto")
+    await peer.send(b"#sensor-status 1700000000123 1 a nominal 3", b"!sensor-sampling ok a auto")
+    await asyncio.wait_for(mirror.synced.wait(), 10)
+    assert mirror.sensors["a"].timestamp == pytest.approx(1700000000.123)
 
 
-async def test_sync_failure_is_logged(peers: PeerServer, caplog: pytest.LogCaptureFixture) -> None:
-    client = Client("127.0.0.1", peers.port)
-    mirror = SensorWatcher(client)
-    client.add_sensor_watcher(mirror)
-    try:
-        peer = await peers.accept()
-        await peer.expect(b"?sensor-list[1]")
-        await peer.send(b"!sensor-list[1] fail not\\_today")
-        await asyncio.sleep(0.5)
-        assert "not today" in caplog.text
-        assert mirror.state is SyncState.SYNCING
-        # An #interface-changed while waiting to retry retries at once.
-        await peer.send(b"#interface-changed")
-        await peer.expect(b"?sensor-list[2]")
-        await peer.send(b"!sensor-list[2] ok 0")
-        await asyncio.wait_for(mirror.synced.wait(), 10)
-    finally:
-        client.close()
-        await client.wait_closed()
+async def test_sync_failure_is_logged(
+    peers: PeerServer, peer_mirror: SensorWatcher, caplog: pytest.LogCaptureFixture
+) -> None:
+    mirror = peer_mirror
+    peer = await peers.accept()
+    await peer.expect(b"?sensor-list[1]")
+    await peer.send(b"!sensor-list[1] fail not\\_today")
+    await asyncio.sleep(0.5)
+    assert "not today" in caplog.text
+    assert mirror.state is SyncState.SYNCING
+    # An #interface-changed while waiting to retry retries at once.
+    await peer.send(b"#interface-changed")
+    await peer.expect(b"?sensor-list[2]")
+    await peer.send(b"!sensor-list[2] ok 0")
+    await asyncio.wait_for(mirror.synced.wait(), 10)
 
 
-async def test_sync_failure_is_retried_with_backoff(peers: PeerServer) -> None:
-    client = Client("127.0.0.1", peers.port)
-    mirror = SensorWatcher(client)
-    client.add_sensor_watcher(mirror)
-    try:
-        loop = asyncio.get_running_loop()
-        peer = await peers.accept()
-        await peer.expect(b"?sensor-list[1]")
-        failed_at = loop.time()
-        await peer.send(b"!sensor-list[1] fail busy")
-        await peer.expect(b"?sensor-list[2]")
-        assert loop.time() - failed_at == pytest.approx(1.0)
-        failed_at = loop.time()
-        await peer.send(b"!sensor-list[2] invalid busy")
-        await peer.expect(b"?sensor-list[3]")
-        assert loop.time() - failed_at == pytest.approx(2.0)
-        assert mirror.state is SyncState.SYNCING
-        await peer.send(b"#sensor-list[3] a A \\@ integer", b"!sensor-list[3] ok 1")
-        await peer.expect(b"?sensor-sampling[4] a auto")
-        await peer.send(
-            b"#sensor-status 1700000000.5 1 a nominal 7", b"!sensor-sampling[4] ok a auto"
-        )
-        await asyncio.wait_for(mirror.synced.wait(), 10)
-        assert mirror.sensors["a"].value == 7
-    finally:
-        client.close()
-        await client.wait_closed()
+async def test_sync_failure_is_retried_with_backoff(
+    peers: PeerServer, peer_mirror: SensorWatcher
+) -> None:
+    mirror = peer_mirror
+    loop = asyncio.get_running_loop()
+    peer = await peers.accept()
+    await peer.expect(b"?sensor-list[1]")
+    failed_at = loop.time()
+    await peer.send(b"!sensor-list[1] fail busy")
+    await peer.expect(b"?sensor-list[2]")
+    assert loop.time() - failed_at == pytest.approx(1.0)
+    failed_at = loop.time()
+    await peer.send(b"!sensor-list[2] invalid busy")
+    await peer.expect(b"?sensor-list[3]")
+    assert loop.time() - failed_at == pytest.approx(2.0)
+    assert mirror.state is SyncState.SYNCING
+    await peer.send(b"#sensor-list[3] a A \\@ integer", b"!sensor-list[3] ok 1")
+    await peer.expect(b"?sensor-sampling[4] a auto")
+    await peer.send(b"#sensor-status 1700000000.5 1 a nominal 7", b"!sensor-sampling[4] ok a auto")
+    await asyncio.wait_for(mirror.synced.wait(), 10)
+    assert mirror.sensors["a"].value == 7
 
 
 # -- hypothesis: random interleavings of server changes, disconnects and watcher changes ---------
