@@ -12,7 +12,11 @@ import asyncio
 import re
 from typing import List, Optional, Pattern, Type, Union
 
-__all__ = ["Expected", "ScriptedPeer"]
+from hypothesis import strategies as st
+
+from aiokatcp import Message
+
+__all__ = ["Expected", "ScriptedPeer", "messages"]
 
 #: An expected line: exact bytes (without EOL) or a regex that must fullmatch the line.
 Expected = Union[bytes, Pattern[bytes]]
@@ -133,3 +137,14 @@ class ScriptedPeer:
             await self.writer.wait_closed()
         except ConnectionError:
             pass
+
+
+def messages(max_args: int, max_arg_size: int) -> st.SearchStrategy[Message]:
+    """Hypothesis strategy for arbitrary valid messages (binary arguments included)."""
+    return st.builds(
+        lambda mtype, name, args, mid: Message(mtype, name, *args, mid=mid),
+        st.sampled_from(list(Message.Type)),
+        st.from_regex(r"\A[A-Za-z][A-Za-z0-9-]{0,10}\Z"),
+        st.lists(st.binary(max_size=max_arg_size), max_size=max_args),
+        st.one_of(st.none(), st.integers(1, 2**31 - 1)),
+    )

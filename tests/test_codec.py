@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from aiokatcp._codec import ParseResult
 from aiokatcp.core import KatcpSyntaxError, Message, MessageParser, encode_messages
+from helpers import messages
 
 
 def _describe(results: List[ParseResult]) -> List[object]:
@@ -109,14 +110,7 @@ def test_encode_messages() -> None:
     assert encode_messages(msgs) == b"?a[1]\n#b x\\_y\n"
 
 
-_names = st.from_regex(r"\A[A-Za-z][A-Za-z0-9-]{0,8}\Z")
-_messages = st.builds(
-    lambda mtype, name, args, mid: Message(mtype, name, *args, mid=mid),
-    st.sampled_from(list(Message.Type)),
-    _names,
-    st.lists(st.binary(max_size=12), max_size=4),
-    st.one_of(st.none(), st.integers(1, 2**31 - 1)),
-)
+_messages = messages(max_args=4, max_arg_size=12)
 
 
 def _chunked(data: bytes, cuts: List[int]) -> List[bytes]:

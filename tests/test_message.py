@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from aiokatcp._message import request_bytes
 from aiokatcp.core import KatcpSyntaxError, Message, Timestamp
+from helpers import messages
 
 
 class Mode(enum.Enum):
@@ -198,14 +199,7 @@ def test_format_table(msg: Message, wire: bytes) -> None:
     assert bytes(msg) == wire
 
 
-_names = st.from_regex(r"\A[A-Za-z][A-Za-z0-9-]{0,10}\Z")
-_messages = st.builds(
-    lambda mtype, name, args, mid: Message(mtype, name, *args, mid=mid),
-    st.sampled_from(list(Message.Type)),
-    _names,
-    st.lists(st.binary(max_size=20), max_size=6),
-    st.one_of(st.none(), st.integers(1, 2**31 - 1)),
-)
+_messages = messages(max_args=6, max_arg_size=20)
 
 
 @given(_messages)
