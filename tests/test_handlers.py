@@ -203,3 +203,18 @@ def test_request_timeout_hint_decorator() -> None:
     assert get_request_timeout_hint(lambda: None) is None
     with pytest.raises(ValueError):
         request_timeout_hint(-1)
+
+
+def test_wrapper_signature_names_fixed_parameters_and_msg() -> None:
+    """As in 2.x: the wrapper takes the handler's own fixed parameters plus ``_msg``."""
+    import inspect
+
+    def request_x(this: Any, context: Any, x: int = 0) -> int:
+        """Doc."""
+        return x
+
+    wrapped = wrap_handler("x", request_x, 2)
+    assert list(inspect.signature(wrapped).parameters) == ["this", "context", "_msg"]
+    assert wrapped.__name__ == "request_x" and wrapped.__doc__ == "Doc."
+    assert wrapped(1, 2, req()) == 0
+    assert wrapped(1, 2, req(b"5")) == 5

@@ -23,6 +23,7 @@ import socket
 from typing import TYPE_CHECKING
 
 from ._client_helpers import parse_timeout_hints
+from ._compat import timeout
 from .connection import Connection
 from .exceptions import ProtocolError
 
@@ -117,8 +118,10 @@ async def _run_connection(client: Client) -> None:
 
 async def _negotiate(client: Client, negotiated: asyncio.Future[None]) -> None:
     """Wait for the protocol version (or assume one), then fetch timeout hints."""
-    done, _ = await asyncio.wait({negotiated}, timeout=client.negotiation_timeout)
-    if not done:
+    try:
+        async with timeout(client.negotiation_timeout):
+            await negotiated  # raises ProtocolError or ConnectionError
+    except asyncio.TimeoutError:
         client.logger.warning(
             "No #version-connect within %g s: assuming a server without protocol flags "
             "(no message ids; requests are serialised)",
@@ -126,9 +129,9 @@ async def _negotiate(client: Client, negotiated: asyncio.Future[None]) -> None:
         )
         client._version_assumed = True
         client._set_protocol(None, frozenset())
-        negotiated.cancel()  # a late #version-connect is then handled as an update
+        # (the timeout cancelled `negotiated`: a late #version-connect is then
+        # handled as an update)
         return
-    negotiated.result()  # raises ProtocolError or ConnectionError
     if "T" in client.protocol_flags:
         await _fetch_timeout_hints(client)
 

@@ -23,6 +23,8 @@ import re
 import typing
 from typing import Any, Callable, Dict, List, Optional, Tuple, TypeVar
 
+import decorator
+
 from ._message import Message
 from ._typeinfo import get_decoder
 from .exceptions import FailReply
@@ -169,29 +171,24 @@ def wrap_handler(name: str, handler: Callable[..., Any], fixed: int) -> Callable
                     raise FailReply(f"argument {var_name!r}: {exc}") from None
         return out
 
-    wrapper: Callable[..., Any]
-    if fixed == 2:
-
-        def wrapper2(a: Any, b: Any, msg: Message) -> Any:
-            raw = msg.arguments
-            if not raw and not required:
-                return handler(a, b)
-            return handler(a, b, *decode_args(raw))
-
-        wrapper = wrapper2
-    elif fixed == 1:
-
-        def wrapper1(a: Any, msg: Message) -> Any:
-            return handler(a, *decode_args(msg.arguments))
-
-        wrapper = wrapper1
-    else:
-
-        def wrapper_n(*args: Any) -> Any:
-            msg: Message = args[-1]
-            return handler(*args[:-1], *decode_args(msg.arguments))
-
-        wrapper = wrapper_n
+    # The wrapper is generated with the real names of the fixed parameters plus
+    # ``_msg`` (as in 2.x), so ``inspect.signature`` of a wrapped handler shows
+    # what it is called with; decoding stays a single call (no extra layer).
+    fixed_names = [p.name for p in params[:fixed]]
+    arglist = ", ".join([*fixed_names, "_msg"])
+    passed = "".join(f"{n}, " for n in fixed_names)
+    body = (
+        "if _no_required_ and not _msg.arguments:\n"
+        f"    return _handler_({passed})\n"
+        f"return _handler_({passed}*_decode_(_msg.arguments))"
+    )
+    wrapper: Callable[..., Any] = decorator.FunctionMaker.create(
+        f"_wrapper({arglist})",
+        body,
+        {"_handler_": handler, "_decode_": decode_args, "_no_required_": required == 0},
+        addsource=False,
+    )
+    wrapper.__annotations__ = {"_msg": Message}
     for attr in ("__module__", "__name__", "__qualname__", "__doc__"):
         try:
             setattr(wrapper, attr, getattr(handler, attr))
