@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import re
 import sys
-from typing import AsyncIterator, List
+from typing import AsyncIterator, List, Optional
 
 import pytest
 
@@ -21,6 +22,7 @@ class CmdServer(DeviceServer):
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         super().__init__(host, port)
+        self.proceed = asyncio.Event()
         self.sensors.add(aiokatcp.Sensor(int, "counter", "A counter", default=1))
         self.sensors.add(aiokatcp.Sensor(float, "temp", "A temperature", "degC", default=20.5))
 
@@ -43,6 +45,17 @@ class CmdServer(DeviceServer):
         """Take a minute."""
         await asyncio.sleep(60)
 
+    async def request_calibrate(self, ctx: aiokatcp.RequestContext) -> None:
+        """Report progress, then finish when the test says so."""
+        ctx.inform("started")
+        await self.proceed.wait()
+        ctx.inform("finished")
+
+    async def request_logs(self, ctx: aiokatcp.RequestContext) -> None:
+        """Send #log messages at three levels."""
+        for level in ("debug", "warn", "error"):
+            self.mass_inform("log", level, 1700000000.0, "cmd.device", f"a {level} message")
+
 
 @pytest.fixture
 async def server() -> AsyncIterator[CmdServer]:
@@ -56,14 +69,18 @@ def address(server: DeviceServer) -> str:
     return f"127.0.0.1:{server.sockets[0].getsockname()[1]}"
 
 
-async def run(argv: List[str]) -> tuple[int, str]:
-    out = io.StringIO()
+async def run(argv: List[str], out: Optional[io.StringIO] = None) -> tuple[int, str]:
+    out = io.StringIO() if out is None else out
     code = await katcpcmd.amain(argv, out)
     return code, re.sub(r"\[\d+\]", "[N]", out.getvalue())
 
 
+async def raw(argv: List[str]) -> tuple[int, str]:
+    return await run(["--raw", *argv])
+
+
 async def test_request_ok(server: CmdServer) -> None:
-    code, out = await run([address(server), "echo", "hello world", "-3"])
+    code, out = await raw([address(server), "echo", "hello world", "-3"])
     assert code == katcpcmd.EXIT_OK
     assert out.splitlines() == [
         "#echo[N] hello\\_world",
@@ -73,7 +90,7 @@ async def test_request_ok(server: CmdServer) -> None:
 
 
 async def test_asynchronous_informs_printed(server: CmdServer) -> None:
-    code, out = await run([address(server), "shout"])
+    code, out = await raw([address(server), "shout"])
     assert code == katcpcmd.EXIT_OK
     assert out.splitlines() == [
         "#log warn 1700000000.0 cmd.device hello\\_there",
@@ -83,10 +100,10 @@ async def test_asynchronous_informs_printed(server: CmdServer) -> None:
 
 
 async def test_request_fail_and_invalid(server: CmdServer) -> None:
-    code, out = await run([address(server), "fail"])
+    code, out = await raw([address(server), "fail"])
     assert code == katcpcmd.EXIT_REPLY
     assert out == "!fail[N] fail as\\_requested\n"
-    code, out = await run([address(server), "no-such-request"])
+    code, out = await raw([address(server), "no-such-request"])
     assert code == katcpcmd.EXIT_REPLY
     assert out.startswith("!no-such-request[N] invalid")
 
@@ -133,7 +150,7 @@ async def test_watch(server: CmdServer) -> None:
         server.sensors["counter"].set_value(2, timestamp=1700000000.0)
 
     task = asyncio.create_task(change())
-    code, out = await run([address(server), "--watch", "counter", "temp", "--duration", "3"])
+    code, out = await raw([address(server), "--watch", "counter", "temp", "--duration", "3"])
     await task
     assert code == katcpcmd.EXIT_OK
     lines = out.splitlines()
@@ -146,7 +163,7 @@ async def test_watch(server: CmdServer) -> None:
 async def test_watch_unknown_sensor(server: CmdServer, capsys: pytest.CaptureFixture[str]) -> None:
     code, _ = await run([address(server), "--watch", "counter", "nope", "--duration", "1"])
     assert code == katcpcmd.EXIT_REPLY
-    assert "cannot watch" in capsys.readouterr().err
+    assert "cannot follow counter,nope" in capsys.readouterr().err
 
 
 async def test_watch_connection_lost(server: CmdServer, capsys: pytest.CaptureFixture[str]) -> None:
@@ -164,7 +181,7 @@ async def test_watch_connection_lost(server: CmdServer, capsys: pytest.CaptureFi
 @pytest.mark.parametrize(
     "argv",
     [
-        ["7147"],  # neither a request nor --watch
+        ["7147"],  # neither a request nor a command
         ["7147", "help", "--watch", "x"],
         ["7147", "help", "--duration", "1"],
         ["host:notaport", "help"],
@@ -194,32 +211,23 @@ def test_address_parsing(text: str, expected: tuple[str, int]) -> None:
 
 
 @pytest.mark.real_loop
-async def test_console_script_end_to_end() -> None:
-    """Run the real entry point in a subprocess against a server on 127.0.0.1."""
+@pytest.mark.parametrize("module", ["aiokatcp", "aiokatcp.tools.katcpcmd"])
+async def test_console_script_end_to_end(module: str) -> None:
+    """``python -m aiokatcp`` (and the tool's own module) against a server on 127.0.0.1."""
     server = CmdServer("127.0.0.1", 0)
     await server.start()
     try:
         port = server.sockets[0].getsockname()[1]
         proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "aiokatcp.tools.katcpcmd",
-            f"127.0.0.1:{port}",
-            "echo",
-            "x",
+            *[sys.executable, "-m", module, f"127.0.0.1:{port}", "echo", "x y"],
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
         )
         stdout, stderr = await asyncio.wait_for(proc.communicate(), 60)
         assert proc.returncode == 0, stderr
-        lines = re.sub(r"\[\d+\]", "[N]", stdout.decode()).splitlines()
-        assert lines == ["#echo[N] x", "!echo[N] ok x"]
+        assert stdout.decode().splitlines() == ["#echo 'x y'", "!echo ok 'x y'"]
         proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "aiokatcp.tools.katcpcmd",
-            f"127.0.0.1:{port}",
-            "fail",
+            *[sys.executable, "-m", module, "--raw", f"127.0.0.1:{port}", "fail"],
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
         )
@@ -251,3 +259,307 @@ async def test_connection_lost_during_request(capsys: pytest.CaptureFixture[str]
         await listener.wait_closed()
     assert code == katcpcmd.EXIT_CONNECTION
     assert "connection lost" in capsys.readouterr().err
+
+
+# -- output formats ----------------------------------------------------------------------
+
+
+async def test_human_output_unescapes(server: CmdServer) -> None:
+    code, out = await run([address(server), "echo", "hello world", "-3", ""])
+    assert code == katcpcmd.EXIT_OK
+    assert out.splitlines() == [
+        "#echo 'hello world'",
+        "#echo -3",
+        "#echo ''",
+        "!echo ok 'hello world' -3 ''",
+    ]
+
+
+async def test_human_failure_and_log(server: CmdServer) -> None:
+    code, out = await run([address(server), "fail"])
+    assert (code, out) == (katcpcmd.EXIT_REPLY, "!fail fail as requested\n")
+    code, out = await run([address(server), "shout"])
+    assert out.splitlines() == [
+        "2023-11-14 22:13:20.000Z warn cmd.device: hello there",
+        "#something-else 1",
+        "!shout ok",
+    ]
+
+
+async def test_help_table(server: CmdServer) -> None:
+    code, out = await run([address(server), "help"])
+    assert code == katcpcmd.EXIT_OK
+    lines = out.splitlines()
+    assert lines[0].split() == ["REQUEST", "DESCRIPTION"]
+    column = lines[0].index("DESCRIPTION")
+    echo = next(line for line in lines if line.startswith("echo "))
+    assert echo[column:] == "Return the arguments."
+    assert all(line[column - 2 : column] == "  " for line in lines[1:-1])
+    assert lines[-1].startswith("!help ok ")
+
+
+async def test_sensor_tables(server: CmdServer) -> None:
+    server.sensors["temp"].set_value(21.5, timestamp=1700000000.0)
+    code, out = await run([address(server), "sensor-list"])
+    assert code == katcpcmd.EXIT_OK
+    assert out.splitlines() == [
+        "NAME     TYPE     UNITS  DESCRIPTION",
+        "counter  integer         A counter",
+        "temp     float    degC   A temperature",
+        "!sensor-list ok 2",
+    ]
+    code, out = await run([address(server), "sensor-value", "temp"])
+    assert out.splitlines() == [
+        "NAME  STATUS   VALUE  TIMESTAMP",
+        "temp  nominal  21.5   2023-11-14 22:13:20.000Z",
+        "!sensor-value ok 1",
+    ]
+
+
+async def test_json_output(server: CmdServer) -> None:
+    code, out = await run([address(server), "echo", "a b", "--json"])
+    assert code == katcpcmd.EXIT_OK
+    objs = [json.loads(line) for line in out.splitlines()]
+    assert objs == [
+        {"type": "inform", "name": "echo", "mid": objs[0]["mid"], "arguments": ["a b"]},
+        {"type": "reply", "name": "echo", "mid": objs[0]["mid"], "arguments": ["ok", "a b"]},
+    ]
+
+
+async def test_field(server: CmdServer, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out = await run([address(server), "echo", "a b", "c", "-p", "1"])
+    assert (code, out) == (katcpcmd.EXIT_OK, "a b\n")
+    code, out = await run([address(server), "--field", "0", "fail"])
+    assert (code, out) == (katcpcmd.EXIT_REPLY, "fail\n")
+    code, out = await run([address(server), "echo", "--field", "5"])
+    assert (code, out) == (katcpcmd.EXIT_REPLY, "")
+    assert "no field 5" in capsys.readouterr().err
+
+
+class _Watched(io.StringIO):
+    """An output stream that sets an event when a line containing `text` is written."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text = text
+        self.seen = asyncio.Event()
+
+    def write(self, s: str) -> int:
+        if self.text in s:
+            self.seen.set()
+        return super().write(s)
+
+
+async def test_informs_printed_as_they_arrive(server: CmdServer) -> None:
+    out = _Watched("#calibrate started")
+    task = asyncio.create_task(run([address(server), "calibrate"], out))
+    await out.seen.wait()
+    assert out.getvalue() == "#calibrate started\n"  # before the request has finished
+    server.proceed.set()
+    code, text = await task
+    assert code == katcpcmd.EXIT_OK
+    assert text.splitlines() == ["#calibrate started", "#calibrate finished", "!calibrate ok"]
+
+
+# -- command line ------------------------------------------------------------------------
+
+
+async def test_options_anywhere(server: CmdServer) -> None:
+    code, out = await run(["--raw", address(server), "--timeout", "5", "echo", "x", "-3", "--raw"])
+    assert code == katcpcmd.EXIT_OK
+    assert out.splitlines()[-1] == "!echo[N] ok x -3"
+    code, out = await run([address(server), "echo", "--", "--not-an-option"])
+    assert out.splitlines()[-1] == "!echo ok --not-an-option"
+
+
+async def test_katcp_server_environment(server: CmdServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KATCP_SERVER", address(server))
+    code, out = await run(["echo", "x"])
+    assert (code, out.splitlines()[-1]) == (katcpcmd.EXIT_OK, "!echo ok x")
+
+
+async def test_no_address(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("KATCP_SERVER", raising=False)
+    with pytest.raises(SystemExit) as exc_info:
+        await katcpcmd.amain(["echo"])
+    assert exc_info.value.code == 2
+    assert "KATCP_SERVER" in capsys.readouterr().err
+
+
+async def test_version_and_help(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc_info:
+        await katcpcmd.amain(["--version"])
+    assert exc_info.value.code == 0
+    assert capsys.readouterr().out == f"katcpcmd {aiokatcp.__version__}\n"
+    with pytest.raises(SystemExit):
+        await katcpcmd.amain(["--help"])
+    help_text = capsys.readouterr().out
+    assert "exit status:" in help_text
+    for code in ("0 ", "1 ", "2 ", "3 ", "130 "):
+        assert f"\n  {code}" in help_text
+
+
+# -- several devices ---------------------------------------------------------------------
+
+
+async def test_several_devices_one_down(
+    server: CmdServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    other = CmdServer()
+    await other.start()
+    other_address = address(other)
+    try:
+        code, out = await run(
+            [address(server), f"{other_address},127.0.0.1:1234", "echo", "hi", "--raw"]
+        )
+    finally:
+        await other.stop()
+    assert code == katcpcmd.EXIT_CONNECTION
+    lines = sorted(out.splitlines())
+    assert lines == sorted(
+        f"{a}: {line}"
+        for a in (address(server), other_address)
+        for line in ("#echo[N] hi", "!echo[N] ok hi")
+    )
+    assert "127.0.0.1:1234: could not connect" in capsys.readouterr().err
+
+
+async def test_several_devices_worst_status_wins(server: CmdServer) -> None:
+    other = CmdServer()
+    await other.start()
+    try:
+        code, out = await run([address(server), address(other), "sensor-value", "temp", "-p", "1"])
+        assert code == katcpcmd.EXIT_OK
+        assert sorted(out.splitlines()) == sorted(f"{address(s)}: 1" for s in (server, other))
+        other.sensors.remove(other.sensors["temp"])
+        code, _ = await run([address(server), address(other), "sensor-value", "temp"])
+        assert code == katcpcmd.EXIT_REPLY
+    finally:
+        await other.stop()
+
+
+# -- wait --------------------------------------------------------------------------------
+
+
+async def test_wait_met(server: CmdServer) -> None:
+    loop = asyncio.get_running_loop()
+
+    async def change() -> None:
+        await asyncio.sleep(1)
+        server.sensors["counter"].set_value(2, timestamp=1700000000.0)
+        await asyncio.sleep(1)
+        server.sensors["counter"].set_value(3, timestamp=1700000001.0)
+
+    task = asyncio.create_task(change())
+    start = loop.time()
+    code, out = await run(["wait", address(server), "counter", "3", "--timeout", "10"])
+    await task
+    assert code == katcpcmd.EXIT_OK
+    assert loop.time() - start == pytest.approx(2, abs=0.1)
+    assert out == "2023-11-14 22:13:21.000Z counter nominal 3\n"
+
+
+async def test_wait_status_and_expr(server: CmdServer) -> None:
+    code, _ = await run(["wait", address(server), "temp", "--status", "unknown", "--timeout", "1"])
+    assert code == katcpcmd.EXIT_OK
+    code, _ = await run(["wait", address(server), "temp", "--expr", ">20", "--timeout", "1"])
+    assert code == katcpcmd.EXIT_OK
+    code, _ = await run(["wait", address(server), "temp", "20.50", "--timeout", "1"])
+    assert code == katcpcmd.EXIT_OK
+
+
+async def test_wait_timed_out(server: CmdServer, capsys: pytest.CaptureFixture[str]) -> None:
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    code, out = await run(["wait", address(server), "temp", "--expr", "< 0", "--timeout", "5"])
+    assert code == katcpcmd.EXIT_TIMEOUT
+    assert loop.time() - start == pytest.approx(5, abs=0.1)
+    assert out == ""
+    assert "temp: not value < 0 within 5.0 s" in capsys.readouterr().err
+
+
+async def test_wait_unknown_sensor(server: CmdServer) -> None:
+    code, _ = await run(["wait", address(server), "nope", "1", "--timeout", "5"])
+    assert code == katcpcmd.EXIT_REPLY
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["wait", "7147", "temp", "--timeout", "1"],  # no condition
+        ["wait", "7147", "temp", "1"],  # no timeout
+        ["wait", "7147", "temp", "--expr", "about 3", "--timeout", "1"],
+        ["wait", "7147", "7148", "temp", "1", "--timeout", "1"],  # one address only
+        ["log", "7147", "extra"],
+        ["export", "7147"],  # no --port
+        ["watch", "7147"],
+        ["7147", "help", "--level", "loud"],
+    ],
+)
+async def test_command_usage_errors(argv: List[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc_info:
+        await katcpcmd.amain(argv)
+    assert exc_info.value.code == 2
+    assert "usage: katcpcmd" in capsys.readouterr().err
+
+
+# -- log and watch -----------------------------------------------------------------------
+
+
+async def test_log_level_filter(server: CmdServer) -> None:
+    async def trigger() -> None:
+        await asyncio.sleep(1)
+        async with await aiokatcp.Client.connect(
+            "127.0.0.1", server.sockets[0].getsockname()[1]
+        ) as client:
+            await client.request("logs")
+
+    task = asyncio.create_task(trigger())
+    code, out = await run(["log", address(server), "--level", "warn", "--duration", "3"])
+    await task
+    assert code == katcpcmd.EXIT_OK
+    assert out.splitlines() == [
+        "2023-11-14 22:13:20.000Z warn cmd.device: a warn message",
+        "2023-11-14 22:13:20.000Z error cmd.device: a error message",
+    ]
+
+
+async def test_watch_plain_lines_when_not_a_terminal(server: CmdServer) -> None:
+    async def change() -> None:
+        await asyncio.sleep(1)
+        server.sensors["counter"].set_value(5, timestamp=1700000000.0)
+
+    task = asyncio.create_task(change())
+    code, out = await run(["watch", address(server), "counter", "--duration", "2"])
+    await task
+    assert code == katcpcmd.EXIT_OK
+    assert out.splitlines()[-1] == "2023-11-14 22:13:20.000Z counter nominal 5"
+
+
+async def test_watch_reconnects(capsys: pytest.CaptureFixture[str]) -> None:
+    first = CmdServer()
+    await first.start()
+    port = first.sockets[0].getsockname()[1]
+
+    async def restart() -> None:
+        await asyncio.sleep(1)
+        await first.stop()
+        await asyncio.sleep(1)
+        second = CmdServer("127.0.0.1", port)
+        await second.start()
+        await asyncio.sleep(5)
+        second.sensors["counter"].set_value(7, timestamp=1700000000.0)
+        await asyncio.sleep(5)
+        await second.stop()
+
+    task = asyncio.create_task(restart())
+    code, out = await run(
+        ["watch", f"127.0.0.1:{port}", "counter", "--reconnect", "--duration", "20"]
+    )
+    await task
+    assert code == katcpcmd.EXIT_OK
+    assert out.splitlines()[-1] == "2023-11-14 22:13:20.000Z counter nominal 7"
+    err = capsys.readouterr().err
+    assert "reconnecting" in err and "reconnected" in err
