@@ -560,6 +560,7 @@ class _Device:
         watcher = aiokatcp.SensorWatcher(client)
         client.add_sensor_watcher(watcher)
         exporter = prometheus.Exporter(watcher.sensors)
+        await watcher.synced.wait()  # serve (and say so) once the mirror is complete
         try:
             host, port = await exporter.start(self.args.bind, self.args.port)
         except OSError as exc:
