@@ -563,3 +563,95 @@ async def test_watch_reconnects(capsys: pytest.CaptureFixture[str]) -> None:
     assert out.splitlines()[-1] == "2023-11-14 22:13:20.000Z counter nominal 7"
     err = capsys.readouterr().err
     assert "reconnecting" in err and "reconnected" in err
+
+
+# -- the console script: Ctrl-C and logging ----------------------------------------------
+
+
+async def _spawn(*argv: str) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        *[sys.executable, "-m", "aiokatcp", *argv],
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+
+
+@pytest.mark.real_loop
+@pytest.mark.parametrize(
+    ("argv", "first_line", "expected_code"),
+    [
+        (["calibrate"], b"#calibrate started\n", katcpcmd.EXIT_INTERRUPTED),
+        (["--watch", "counter"], None, katcpcmd.EXIT_OK),
+    ],
+)
+async def test_ctrl_c(argv: List[str], first_line: Optional[bytes], expected_code: int) -> None:
+    import signal
+
+    server = CmdServer("127.0.0.1", 0)
+    await server.start()
+    try:
+        proc = await _spawn(address(server), *argv)
+        assert proc.stdout is not None
+        line = await asyncio.wait_for(proc.stdout.readline(), 60)  # it is running
+        if first_line is not None:
+            assert line == first_line
+        proc.send_signal(signal.SIGINT)
+        _, stderr = await asyncio.wait_for(proc.communicate(), 60)
+        assert proc.returncode == expected_code
+        assert b"katcpcmd: interrupted" in stderr
+    finally:
+        await server.stop()
+
+
+@pytest.mark.real_loop
+@pytest.mark.parametrize(
+    ("flags", "shown"), [(["-v"], True), (["-vv"], True), (["-q"], False), (["-qqv"], False)]
+)
+async def test_verbose_and_quiet_logging(flags: List[str], shown: bool) -> None:
+    """Log records go to stderr prefixed ``katcpcmd: LEVEL: logger:``; -v/-q move the level."""
+    proc = await _spawn(*flags, "127.0.0.1:1", "watchdog")
+    _, stderr = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == katcpcmd.EXIT_CONNECTION
+    assert b"katcpcmd: could not connect to 127.0.0.1:1" in stderr
+    # (the client logs a failed attempt at INFO or WARNING: -v shows it, -q hides it)
+    logged = re.search(
+        rb"^katcpcmd: (INFO|WARNING): aiokatcp\.client: Failed to connect", stderr, re.M
+    )
+    assert (logged is not None) is shown
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+async def test_watch_live_table_on_a_terminal(
+    server: CmdServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("NO_COLOR", raising=False)
+
+    async def change() -> None:
+        await asyncio.sleep(1)
+        server.sensors["counter"].set_value(5, timestamp=1700000000.0)
+
+    task = asyncio.create_task(change())
+    out = _Terminal()
+    code, text = await run(["watch", address(server), "counter", "temp", "--duration", "2"], out)
+    await task
+    assert code == katcpcmd.EXIT_OK
+    frames = text.split("\x1b[H\x1b[J")[1:]  # each update redraws the whole table
+    assert len(frames) == 3
+    last = [re.sub(r"\x1b\[[0-9;]*m", "", line) for line in frames[-1].splitlines()]
+    assert last[0].startswith("katcpcmd watch 127.0.0.1:")
+    assert last[1].split() == ["NAME", "STATUS", "VALUE", "TIMESTAMP"]
+    assert last[2].split()[:3] == ["counter", "nominal", "5"]
+    assert last[3].split()[:3] == ["temp", "unknown", "20.5"]
+    assert "\x1b[32mnominal\x1b[0m" in frames[-1]  # coloured on a terminal
+
+
+async def test_no_colour_when_no_color_is_set(
+    server: CmdServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NO_COLOR", "1")
+    code, text = await run([address(server), "watchdog"], _Terminal())
+    assert (code, text) == (katcpcmd.EXIT_OK, "!watchdog ok\n")
