@@ -160,3 +160,18 @@ def test_core_does_not_need_prometheus_client() -> None:
         "import aiokatcp, aiokatcp.prometheus, aiokatcp.tools.katcpcmd"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+async def test_silent_scraper_is_dropped() -> None:
+    """(Virtual clock.) A connection that never sends its request is closed after 10 s."""
+    exporter = Exporter(aiokatcp.SensorSet())
+    host, port = await exporter.start("127.0.0.1", 8000)
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    reader, writer = await asyncio.open_connection(host, port)
+    writer.write(b"GET /metrics HTTP/1.1\r\n")  # never finished
+    assert await reader.read() == b""
+    assert loop.time() - start == pytest.approx(10, abs=0.1)
+    writer.close()
+    exporter.close()
+    await exporter.wait_closed()

@@ -31,6 +31,7 @@ import logging
 import re
 from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional, Tuple
 
+from aiokatcp._compat import timeout
 from aiokatcp.core import encode
 from aiokatcp.sensor import Sensor, SensorSet
 
@@ -150,6 +151,8 @@ class Exporter:
         self._collector = _Collector(sensors, namespace)
         self.registry.register(self._collector)
         self._server: Optional[asyncio.AbstractServer] = None
+        #: Seconds a scraper may take to send its request before it is dropped.
+        self.request_timeout = 10.0
 
     def generate(self) -> bytes:
         """The current metrics in the Prometheus text format (what a scrape returns)."""
@@ -179,9 +182,15 @@ class Exporter:
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            head = await reader.readuntil(b"\r\n\r\n")
-        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
-            writer.close()
+            async with timeout(self.request_timeout):
+                head = await reader.readuntil(b"\r\n\r\n")
+        except (
+            asyncio.IncompleteReadError,
+            asyncio.LimitOverrunError,
+            asyncio.TimeoutError,
+            ConnectionError,
+        ):
+            writer.close()  # a silent, incomplete or over-long request is dropped
             return
         request_line = head.split(b"\r\n", 1)[0].split()
         if len(request_line) != 3 or request_line[0] not in (b"GET", b"HEAD"):
