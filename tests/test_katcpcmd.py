@@ -655,3 +655,27 @@ async def test_no_colour_when_no_color_is_set(
     monkeypatch.setenv("NO_COLOR", "1")
     code, text = await run([address(server), "watchdog"], _Terminal())
     assert (code, text) == (katcpcmd.EXIT_OK, "!watchdog ok\n")
+
+
+async def test_log_reconnects(capsys: pytest.CaptureFixture[str]) -> None:
+    first = CmdServer()
+    await first.start()
+    port = first.sockets[0].getsockname()[1]
+
+    async def restart() -> None:
+        await asyncio.sleep(1)
+        await first.stop()
+        await asyncio.sleep(1)
+        second = CmdServer("127.0.0.1", port)
+        await second.start()
+        await asyncio.sleep(5)
+        second.mass_inform("log", "warn", 1700000000.0, "cmd.device", "back again")
+        await asyncio.sleep(5)
+        await second.stop()
+
+    task = asyncio.create_task(restart())
+    code, out = await run(["log", f"127.0.0.1:{port}", "--reconnect", "--duration", "20"])
+    await task
+    assert code == katcpcmd.EXIT_OK
+    assert out.splitlines() == ["2023-11-14 22:13:20.000Z warn cmd.device: back again"]
+    assert "reconnected" in capsys.readouterr().err
