@@ -197,7 +197,10 @@ async def test_auto_query_says_auto(server: Server, peer: ScriptedPeer) -> None:
             b"fail differential\\_strategies\\_only\\_valid\\_for\\_integer"
             b"\\_and\\_float\\_sensors",
         ),
-        (b"?sensor-sampling cnt differential 1.5", b"fail b'1.5'\\_is\\_not\\_a\\_valid\\_integer"),
+        (
+            b"?sensor-sampling cnt differential 1.5",
+            b"fail invalid\\_literal\\_for\\_int()\\_with\\_base\\_10:\\_b'1.5'",
+        ),
         (
             b"?sensor-sampling cnt event-rate 2 1",
             b"fail shortest\\_interval\\_(2.0)\\_must\\_not\\_be\\_greater\\_than"
