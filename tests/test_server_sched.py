@@ -603,3 +603,24 @@ async def test_awaited_handlers_replies_batched() -> None:
     await asyncio.sleep(2)
     assert transport.writes[2:] == [b"!sleep[5] ok s\n"]
     conn.connection_lost(None)
+
+
+async def test_quick_async_handler_replies_without_a_loop_iteration() -> None:
+    """A handler that never waits is answered inside data_received, in a real task."""
+    srv = SchedServer("127.0.0.1", 0)
+    conn = ClientConnection(srv, srv.limit)
+    transport = RecordingTransport()
+    conn.connection_made(transport)
+    await asyncio.sleep(0)
+    transport.writes.clear()
+    seen: List[List[bytes]] = []
+
+    def receive() -> None:  # as the event loop calls it: outside any task
+        conn.data_received(b"?quick[1] 1\n?group[2] 0\n?quick[3] 3\n")
+        seen.append(list(transport.writes))
+
+    asyncio.get_running_loop().call_soon(receive)
+    await asyncio.sleep(0)
+    # the replies were written before data_received returned, in arrival order
+    assert seen == [[b"!quick[1] ok 1\n!group[2] ok 0\n!quick[3] ok 3\n"]]
+    conn.connection_lost(None)
