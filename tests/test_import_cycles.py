@@ -14,8 +14,6 @@ PACKAGE = Path(__file__).resolve().parent.parent / "src" / "aiokatcp"
 KNOWN = {
     # issue 10 (client core) untangles the client modules.
     frozenset({"_client_lifecycle", "_client_watcher", "client"}),
-    # Typing-only import of Sensor/Reading by _sampling; owned by issues 10/11 (see report).
-    frozenset({"_sampling", "sensor"}),
 }
 
 

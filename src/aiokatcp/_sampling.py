@@ -39,7 +39,6 @@ import numbers
 import warnings
 import weakref
 from typing import (
-    TYPE_CHECKING,
     Any,
     Callable,
     Generic,
@@ -57,8 +56,51 @@ from typing_extensions import TypeAlias
 from ._typeinfo import encode, get_decoder, get_type
 from ._values import Timestamp
 
-if TYPE_CHECKING:
-    from .sensor import Reading, Sensor
+_T_co = TypeVar("_T_co", covariant=True)
+
+
+class _ReadingLike(Protocol[_T_co]):
+    """What sampling reads of a reading (:class:`aiokatcp.sensor.Reading` has it).
+
+    Declared here so that this module does not import :mod:`aiokatcp.sensor`,
+    which imports it.
+    """
+
+    @property
+    def timestamp(self) -> float: ...  # pragma: no cover
+
+    @property
+    def status(self) -> Any: ...  # pragma: no cover
+
+    @property
+    def value(self) -> _T_co: ...  # pragma: no cover
+
+
+class _SensorLike(Protocol[_T_co]):
+    """What sampling uses of a sensor (:class:`aiokatcp.sensor.Sensor` has it)."""
+
+    @property
+    def name(self) -> str: ...  # pragma: no cover
+
+    @property
+    def stype(self) -> Any: ...  # pragma: no cover
+
+    @property
+    def auto_strategy(self) -> Any: ...  # pragma: no cover
+
+    @property
+    def auto_strategy_parameters(self) -> Any: ...  # pragma: no cover
+
+    @property
+    def reading(self) -> _ReadingLike[_T_co]: ...  # pragma: no cover
+
+    def attach(self, observer: Callable[..., None]) -> None: ...  # pragma: no cover
+
+    def detach(self, observer: Callable[..., None]) -> None: ...  # pragma: no cover
+
+
+#: A sampler's observer, called as ``observer(sensor, reading)``.
+_Observer = Callable[[Any, Any], None]
 
 __all__ = [
     "HandleLike",
@@ -478,8 +520,8 @@ class SensorSampler(Generic[_T], metaclass=abc.ABCMeta):
 
     def __init__(
         self,
-        sensor: Sensor[_T],
-        observer: Optional[Callable[[Sensor[_T], Reading[_T]], None]],
+        sensor: _SensorLike[_T],
+        observer: Optional[_Observer],
         loop: LoopLike,
         difference: Optional[_T] = None,
         shortest: float = Timestamp(0),
@@ -495,8 +537,8 @@ class SensorSampler(Generic[_T], metaclass=abc.ABCMeta):
     @classmethod
     def _from_spec(
         cls,
-        sensor: Sensor[_T],
-        observer: Optional[Callable[[Sensor[_T], Reading[_T]], None]],
+        sensor: _SensorLike[_T],
+        observer: Optional[_Observer],
         loop: LoopLike,
         spec: StrategySpec,
         is_auto: bool,
@@ -508,13 +550,13 @@ class SensorSampler(Generic[_T], metaclass=abc.ABCMeta):
 
     def _setup(
         self,
-        sensor: Sensor[_T],
-        observer: Optional[Callable[[Sensor[_T], Reading[_T]], None]],
+        sensor: _SensorLike[_T],
+        observer: Optional[_Observer],
         loop: LoopLike,
         spec: StrategySpec,
         is_auto: bool,
     ) -> None:
-        self.sensor: Optional[Sensor[_T]] = sensor
+        self.sensor: Optional[_SensorLike[_T]] = sensor
         self.loop = loop
         self.difference = spec.difference
         self.shortest = spec.shortest
@@ -534,7 +576,7 @@ class SensorSampler(Generic[_T], metaclass=abc.ABCMeta):
         self_ref = weakref.ref(self)
         if spec.is_plain_auto:
 
-            def callback(sensor: Sensor[_T], reading: Reading[_T], ref: Any = self_ref) -> None:
+            def callback(sensor: Any, reading: Any, ref: Any = self_ref) -> None:
                 sampler = ref()
                 if sampler is not None:
                     observer = sampler._observer
@@ -543,7 +585,7 @@ class SensorSampler(Generic[_T], metaclass=abc.ABCMeta):
 
         else:
 
-            def callback(sensor: Sensor[_T], reading: Reading[_T], ref: Any = self_ref) -> None:
+            def callback(sensor: Any, reading: Any, ref: Any = self_ref) -> None:
                 sampler = ref()
                 if sampler is not None:
                     sampler._update(reading)
@@ -565,7 +607,7 @@ class SensorSampler(Generic[_T], metaclass=abc.ABCMeta):
             state.start(reading, self.loop.time())
         self._report(reading)
 
-    def _report(self, reading: Reading[_T]) -> None:
+    def _report(self, reading: _ReadingLike[_T]) -> None:
         observer = self._observer
         sensor = self.sensor
         if observer is not None and sensor is not None:
@@ -585,7 +627,7 @@ class SensorSampler(Generic[_T], metaclass=abc.ABCMeta):
         if when is not None:
             self._timer = self.loop.call_at(when, _fire_timer, weakref.ref(self))
 
-    def _update(self, reading: Reading[_T]) -> None:
+    def _update(self, reading: _ReadingLike[_T]) -> None:
         state = self._state
         if state is None:  # plain auto: every reading is reported
             self._report(reading)
@@ -608,12 +650,12 @@ class SensorSampler(Generic[_T], metaclass=abc.ABCMeta):
     # -- public API -------------------------------------------------------------------------
 
     @property
-    def observer(self) -> Optional[Callable[[Sensor[_T], Reading[_T]], None]]:
+    def observer(self) -> Optional[_Observer]:
         """Where reports go; setting it reports the current reading straight away."""
         return self._observer
 
     @observer.setter
-    def observer(self, observer: Optional[Callable[[Sensor[_T], Reading[_T]], None]]) -> None:
+    def observer(self, observer: Optional[_Observer]) -> None:
         self._observer = observer
         if observer is not None and not self._closed:
             self._start()
@@ -662,8 +704,8 @@ class SensorSampler(Generic[_T], metaclass=abc.ABCMeta):
     @classmethod
     def factory(
         cls,
-        sensor: Sensor[_T],
-        observer: Optional[Callable[[Sensor[_T], Reading[_T]], None]],
+        sensor: _SensorLike[_T],
+        observer: Optional[_Observer],
         loop: LoopLike,
         strategy: _StrategyEnum,
         *args: bytes,
@@ -688,7 +730,7 @@ class SensorSampler(Generic[_T], metaclass=abc.ABCMeta):
 
 
 def resolve_strategy(
-    sensor: Sensor[Any], strategy: Strategy, args: Iterable[bytes]
+    sensor: _SensorLike[Any], strategy: Strategy, args: Iterable[bytes]
 ) -> Tuple[Optional[StrategySpec], bool]:
     """Validate a wire strategy for `sensor`: return ``(spec or None, is_auto)``.
 
