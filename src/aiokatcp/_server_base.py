@@ -91,9 +91,6 @@ class ServerBase:
         """The arguments of each ``#version-connect`` inform sent to a new client."""
         return []
 
-    def _client_lost(self, conn: ClientConnection) -> None:
-        """Called when a client connection is lost."""
-
     # -- properties ----------------------------------------------------------------------------
 
     @property
@@ -346,7 +343,6 @@ class ServerBase:
             conn.logger.info("Connection closed")
         self._connections.pop(conn, None)
         self._scheduler.discard(conn)
-        self._client_lost(conn)
 
     def _eof_received(self, conn: ClientConnection) -> bool:
         # Answer what the client already sent, then close.

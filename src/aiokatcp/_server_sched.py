@@ -34,7 +34,7 @@ import threading
 import traceback
 import types
 from collections import deque
-from typing import Any, Callable, Coroutine, Deque, Dict, Generator, Iterable, List, Optional, Set
+from typing import Any, Callable, Coroutine, Deque, Dict, Generator, Iterable, List, Optional, Set, Tuple
 
 from ._message import Message
 from ._server_conn import ClientConnection
@@ -273,7 +273,8 @@ class RequestScheduler:
         self.tb_limit = tb_limit
         self._pending = 0
         self._fifo: Deque[RequestContext] = deque()
-        self._tasks: Dict[asyncio.Task[None], RequestContext] = {}
+        # Request tasks still running, with their handler's awaitable.
+        self._tasks: Dict[asyncio.Task[None], Tuple[RequestContext, Any]] = {}
         self._drainers: Set[asyncio.Task[None]] = set()
         self._paused = False
         self._service_scheduled = False
@@ -372,7 +373,7 @@ class RequestScheduler:
                     eager_start=True,
                 )
                 if not task.done():
-                    self._track(task, ctx)
+                    self._track(task, ctx, result)
                 return  # the task released the slot if it is done
             else:
                 self._start_emulated(ctx, result)
@@ -389,7 +390,7 @@ class RequestScheduler:
             or asyncio.current_task(loop) is not None
         ):
             # Cannot run the first step here: the task runs all of it.
-            self._track(loop.create_task(self._run(ctx, aw, _UNSTARTED)), ctx)
+            self._track(loop.create_task(self._run(ctx, aw, _UNSTARTED)), ctx, aw)
             return
         context = contextvars.copy_context()
         holder: List[Any] = [aw, _UNSTARTED]
@@ -408,7 +409,7 @@ class RequestScheduler:
             self._failed(ctx, exc)
         else:
             holder[1] = yielded
-            self._track(task, ctx)
+            self._track(task, ctx, aw)
             return
         finally:
             _leave_task(loop, task)
@@ -420,14 +421,18 @@ class RequestScheduler:
             holder[0] = None
             await self._run(ctx, aw, yielded)
 
-    def _track(self, task: asyncio.Task[None], ctx: RequestContext) -> None:
-        self._tasks[task] = ctx
+    def _track(self, task: asyncio.Task[None], ctx: RequestContext, aw: Any) -> None:
+        self._tasks[task] = (ctx, aw)
         task.add_done_callback(self._task_done)
 
     def _task_done(self, task: asyncio.Task[None]) -> None:
-        ctx = self._tasks.pop(task, None)
-        if ctx is not None and not ctx._finished:
-            # Cancelled before its first step could run: answer it here.
+        entry = self._tasks.pop(task, None)
+        if entry is not None and not entry[0]._finished:
+            # Cancelled before its first step could run: end the handler and answer here.
+            ctx, aw = entry
+            close = getattr(aw, "close", None)
+            if close is not None:
+                close()
             self._cancelled(ctx)
             self._release(ctx)
 
@@ -513,7 +518,10 @@ class RequestScheduler:
         while self._tasks or self._fifo:
             if self._fifo and not self._service_scheduled:
                 self._service()
-            if self._tasks:
-                await asyncio.wait(list(self._tasks))
+            waiting = [*self._tasks, *self._drainers]
+            if waiting:
+                await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
             else:
                 await asyncio.sleep(0)
+        for task in list(self._drainers):
+            task.cancel()

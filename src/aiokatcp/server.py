@@ -231,9 +231,6 @@ class DeviceServer(ServerBase, metaclass=DeviceServerMeta):
 
     # -- sensors ------------------------------------------------------------------------------
 
-    def _client_lost(self, conn: ClientConnection) -> None:
-        conn.sampling.close_all()
-
     def _sensor_added(self, sensor: Sensor[Any]) -> None:
         self._schedule_interface_changed()
 
