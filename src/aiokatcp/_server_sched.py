@@ -34,7 +34,19 @@ import threading
 import traceback
 import types
 from collections import deque
-from typing import Any, Callable, Coroutine, Deque, Dict, Generator, Iterable, List, Optional, Set, Tuple
+from typing import (
+    Any,
+    Callable,
+    Coroutine,
+    Deque,
+    Dict,
+    Generator,
+    Iterable,
+    List,
+    Optional,
+    Set,
+    Tuple,
+)
 
 from ._message import Message
 from ._server_conn import ClientConnection
