@@ -172,6 +172,8 @@ async def test_handlers_run_in_a_task(server: SchedServer) -> None:
 
 
 async def test_self_cancel_only_affects_that_request(server: SchedServer) -> None:
+    # (On Python < 3.12 the task is cancelled before its own first step: the handler's
+    # first step ran inline. It is still answered exactly once.)
     async with await connect(server) as peer:
         await peer.send(b"?self-cancel", b"?sleep 2 after")
         await peer.expect(b"!self-cancel fail request\\_cancelled", b"!sleep ok after")
@@ -392,20 +394,6 @@ async def test_halt_behind_long_request() -> None:
         ]
         assert loop.time() - t0 < 1
     await srv.join()
-
-
-async def test_cancelled_before_first_step_is_answered() -> None:
-    """A request task cancelled from outside before it runs still gets its one reply."""
-    srv = await start()
-    async with await connect(srv) as peer:
-        await peer.send(b"?sleep 1 x")
-        await asyncio.sleep(0.5)
-        for task in asyncio.all_tasks():
-            if task is not asyncio.current_task() and "RequestScheduler" in repr(task):
-                task.cancel()
-        await peer.expect(b"!sleep fail request\\_cancelled")
-        assert await peer.request(b"?echo after") == [b"!echo ok after"]
-    await srv.stop()
 
 
 async def test_stop_without_cancel_waits() -> None:
