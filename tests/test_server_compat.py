@@ -192,6 +192,29 @@ async def test_sensor_set_value_from_another_thread_reaches_subscribers() -> Non
         await srv.stop()
 
 
+@pytest.mark.real_loop
+async def test_rate_limited_sampling_with_set_value_from_another_thread() -> None:
+    """A sampler's timer asked for on another thread still fires on the server's loop."""
+    srv = Plain("127.0.0.1", 0)
+    sensor = Sensor(int, "counter", "a counter")
+    srv.sensors.add(sensor)
+    await srv.start()
+    try:
+        async with await ScriptedPeer.connect("127.0.0.1", srv.port, timeout=30) as peer:
+            await peer.readlines(3)
+            lines = await peer.request(b"?sensor-sampling counter event-rate 0.2 1000")
+            assert lines[-1] == b"!sensor-sampling ok counter event-rate 0.2 1000.0"
+            # Within 0.2 s of the initial report: the sampler asks for a timer.
+            thread = threading.Thread(
+                target=sensor.set_value, args=(42,), kwargs={"timestamp": 7.5}
+            )
+            thread.start()
+            thread.join()
+            assert await peer.readline() == b"#sensor-status 7.5 1 counter nominal 42"
+    finally:
+        await srv.stop()
+
+
 async def test_bulk_sampling_lets_other_requests_through(plain: Plain) -> None:
     for i in range(200):
         plain.sensors.add(Sensor(int, f"s{i:03d}", ""))
@@ -310,3 +333,30 @@ async def test_exactly_once_under_stop_without_cancel(plain: Plain) -> None:
             b"!nap[3] ok woke",
             b"#disconnect server\\_shutting\\_down",
         ]
+
+
+@pytest.mark.real_loop
+async def test_thread_safe_loop_hands_timers_to_the_loop_thread() -> None:
+    from aiokatcp._server_sampling import ThreadSafeLoop
+
+    loop = asyncio.get_running_loop()
+    proxy = ThreadSafeLoop(loop)
+    fired = asyncio.Event()
+    threads: List[int] = []
+
+    def callback(tag: str) -> None:
+        threads.append(threading.get_ident())
+        assert tag == "kept"
+        fired.set()
+
+    def work() -> None:
+        proxy.call_at(proxy.time(), callback, "dropped").cancel()  # cancelled before it runs
+        proxy.call_at(proxy.time(), callback, "kept")
+
+    thread = threading.Thread(target=work)
+    thread.start()
+    thread.join()
+    await asyncio.wait_for(fired.wait(), 10)
+    assert threads == [threading.get_ident()]
+    # On the loop's own thread it is just loop.call_at.
+    assert isinstance(proxy.call_at(proxy.time() + 100, callback, "x"), asyncio.TimerHandle)

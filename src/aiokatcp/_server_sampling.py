@@ -31,7 +31,7 @@ from ._sampling import SensorSampler
 from ._typeinfo import encode
 from .sensor import Reading, Sensor
 
-__all__ = ["ClientSampling", "SamplingSink", "StatusCache", "status_args"]
+__all__ = ["ClientSampling", "SamplingSink", "StatusCache", "ThreadSafeLoop", "status_args"]
 
 _INFORM = Message.Type.INFORM
 _ONE = b"1"
@@ -78,6 +78,52 @@ class StatusCache:
         self._data.pop(sensor, None)
 
 
+class _PendingCall:
+    """Handle of a timer requested from another thread (see :class:`ThreadSafeLoop`)."""
+
+    __slots__ = ("cancelled", "handle")
+
+    def __init__(self) -> None:
+        self.cancelled = False
+        self.handle: Optional[asyncio.TimerHandle] = None
+
+    def cancel(self) -> None:
+        self.cancelled = True
+        if self.handle is not None:
+            self.handle.cancel()
+
+
+class ThreadSafeLoop:
+    """The event loop as the server's samplers see it.
+
+    ``Sensor.set_value`` may be called on any thread, and a sampler then
+    runs on that thread; a timer it asks for from there is handed to the
+    loop's own thread (``loop.call_at`` is not thread-safe, and the loop
+    would not even wake up for it).
+    """
+
+    __slots__ = ("_loop", "_thread")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._thread = threading.get_ident()
+
+    def time(self) -> float:
+        return self._loop.time()
+
+    def call_at(self, when: float, callback: Callable[..., Any], *args: Any) -> Any:
+        if threading.get_ident() == self._thread:
+            return self._loop.call_at(when, callback, *args)
+        pending = _PendingCall()
+
+        def schedule() -> None:
+            if not pending.cancelled:
+                pending.handle = self._loop.call_at(when, callback, *args)
+
+        self._loop.call_soon_threadsafe(schedule)
+        return pending
+
+
 class SamplingSink(Protocol):
     """What a client's sampling needs of its connection."""
 
@@ -110,12 +156,13 @@ class ClientSampling:
         How many of the client's ``?sensor-sampling`` requests are in progress.
     """
 
-    __slots__ = ("_cache", "_lock", "observer", "requests", "samplers")
+    __slots__ = ("_cache", "_lock", "_sampler_loop", "observer", "requests", "samplers")
 
     def __init__(self, sink: SamplingSink, cache: StatusCache) -> None:
         self.samplers: Dict[Sensor[Any], SensorSampler[Any]] = {}
         self.requests = 0
         self._lock: Optional[asyncio.Lock] = None
+        self._sampler_loop: Optional[ThreadSafeLoop] = None
         self._cache = cache
         self.observer = self._make_observer(sink, cache)
 
@@ -124,6 +171,13 @@ class ClientSampling:
         if self._lock is None:
             self._lock = asyncio.Lock()
         return self._lock
+
+    @property
+    def sampler_loop(self) -> ThreadSafeLoop:
+        """The loop to give the client's samplers (see :class:`ThreadSafeLoop`)."""
+        if self._sampler_loop is None:
+            self._sampler_loop = ThreadSafeLoop(asyncio.get_running_loop())
+        return self._sampler_loop
 
     def _make_observer(self, sink: SamplingSink, cache: StatusCache) -> _Observer:
         # Reports are corked until the end of the current loop iteration, so a burst

@@ -424,7 +424,7 @@ class DeviceServer(ServerBase, metaclass=DeviceServerMeta):
         Each sensor's initial report is its reading at the start of the
         request; a sensor removed meanwhile still gets it but keeps no sampler.
         """
-        loop = asyncio.get_running_loop()
+        sampler_loop = sampling.sampler_loop
         batch = max(1, self.SENSOR_SAMPLING_BATCH)
         current = self.sensors
         bulk = len(sensors) > batch
@@ -444,7 +444,7 @@ class DeviceServer(ServerBase, metaclass=DeviceServerMeta):
                 sampler = None
                 if spec is not None:
                     sampler = SensorSampler._from_spec(
-                        sensor, sampling.observer, loop, spec, is_auto
+                        sensor, sampling.observer, sampler_loop, spec, is_auto
                     )
                 sampling.set(sensor, sampler)
         finally:
