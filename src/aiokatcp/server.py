@@ -170,7 +170,7 @@ class DeviceServer(SensorRequests, StandardRequests, metaclass=DeviceServerMeta)
         if max_pending < 1:
             raise ValueError("max_pending must be at least 1")
         self.host = host
-        self.port = port
+        self._port = port
         self.limit = limit
         self.max_pending = max_pending
         self.max_backlog = 2 * limit if max_backlog is None else max_backlog
@@ -217,6 +217,25 @@ class DeviceServer(SensorRequests, StandardRequests, metaclass=DeviceServerMeta)
         return tuple(getattr(self._server, "sockets", None) or ())
 
     @property
+    def address(self) -> Tuple[str, int]:
+        """``(host, port)`` of the first listening socket (SHIM for issue-9's property).
+
+        Raises
+        ------
+        RuntimeError
+            if the server is not started
+        """
+        if not self.sockets:
+            raise RuntimeError("server is not started")
+        name = self.sockets[0].getsockname()
+        return str(name[0]), int(name[1])
+
+    @property
+    def port(self) -> int:
+        """The port of the first listening socket (SHIM for issue-9's property)."""
+        return self.address[1]
+
+    @property
     def service_tasks(self) -> Tuple[asyncio.Task[Any], ...]:
         """The service tasks still running."""
         return tuple(self._service_tasks)
@@ -250,7 +269,7 @@ class DeviceServer(SensorRequests, StandardRequests, metaclass=DeviceServerMeta)
             self._server = await loop.create_server(factory, sock=self._sock, backlog=self.backlog)
         else:
             self._server = await loop.create_server(
-                factory, self.host, self.port, backlog=self.backlog
+                factory, self.host, self._port, backlog=self.backlog
             )
 
     async def stop(self, cancel: bool = True) -> None:
