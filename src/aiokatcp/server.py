@@ -235,6 +235,11 @@ class DeviceServer(SensorRequests, StandardRequests, metaclass=DeviceServerMeta)
         """The port of the first listening socket (SHIM for issue-9's property)."""
         return self.address[1]
 
+    @port.setter
+    def port(self, port: int) -> None:
+        # Before start(), sets the port to listen on (tests assign it to restart on a port).
+        self._port = port
+
     @property
     def service_tasks(self) -> Tuple[asyncio.Task[Any], ...]:
         """The service tasks still running."""
