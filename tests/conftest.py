@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, settings
 
 from aiokatcp.testing import virtual_clock_loop
 
-pytest_plugins = ["aiokatcp.testing.plugin"]
+pytest_plugins = ["aiokatcp.testing.plugin", "pytester"]
 
 settings.register_profile("dev", max_examples=100, deadline=None)
 settings.register_profile(
