@@ -445,14 +445,21 @@ class PeerServer:
     def __init__(self, host: str = "127.0.0.1", *, timeout: float = 60.0) -> None:
         self.host = host
         self.timeout = timeout
-        #: Connections not yet handed out by :meth:`accept`.
-        self.peers: asyncio.Queue[ScriptedPeer] = asyncio.Queue()
+        # Made on first use: before Python 3.10 a Queue binds to the loop current when made.
+        self._peers: Optional[asyncio.Queue[ScriptedPeer]] = None
         #: Every connection accepted so far.
         self.all_peers: List[ScriptedPeer] = []
         self.server: Optional[asyncio.AbstractServer] = None
         self._closed_servers: List[asyncio.AbstractServer] = []
         #: The port listened on (0 before :meth:`start`).
         self.port = 0
+
+    @property
+    def peers(self) -> asyncio.Queue[ScriptedPeer]:
+        """Connections accepted but not yet handed out by :meth:`accept`."""
+        if self._peers is None:
+            self._peers = asyncio.Queue()
+        return self._peers
 
     @property
     def address(self) -> Tuple[str, int]:
