@@ -325,6 +325,42 @@ def test_plugin_fixtures_and_marker(pytester: pytest.Pytester) -> None:
     result.assert_outcomes(passed=3)
 
 
+def test_plugin_marker_per_module(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_virtual="""
+        import asyncio
+        import pytest
+
+        pytestmark = pytest.mark.virtual_clock
+
+        async def test_a():
+            assert "solipsism" in type(asyncio.get_running_loop()).__module__
+
+        async def test_b(katcp_peer_server):
+            assert "solipsism" in type(asyncio.get_running_loop()).__module__
+        """,
+        test_real="""
+        import asyncio
+
+        async def test_c():
+            assert "solipsism" not in type(asyncio.get_running_loop()).__module__
+        """,
+    )
+    run_plugin(pytester).assert_outcomes(passed=3)
+
+
+def test_plugin_marker_without_async_solipsism(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytester.makepyfile(
+        "import pytest\n\n@pytest.mark.virtual_clock\nasync def test_x():\n    pass\n"
+    )
+    monkeypatch.setitem(sys.modules, "async_solipsism", None)
+    result = run_plugin(pytester)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*virtual_clock marker*pip install async-solipsism*"])
+
+
 def test_plugin_needs_katcp_device(pytester: pytest.Pytester) -> None:
     pytester.makepyfile("async def test_x(katcp_server):\n    pass\n")
     result = run_plugin(pytester)

@@ -81,7 +81,10 @@ def pytest_collection_modifyitems(
         raise pytest.UsageError(
             f"the {MARKER} marker needs pytest-asyncio >= 1.4 (pytest_asyncio_loop_factories)"
         )
-    virtual_clock_loop().close()  # fail now, clearly, if async-solipsism is missing
+    try:
+        virtual_clock_loop().close()  # fail now, clearly, if async-solipsism is missing
+    except ImportError as exc:
+        raise pytest.UsageError(f"the {MARKER} marker: {exc}") from exc
 
 
 @pytest.fixture
