@@ -41,4 +41,5 @@ async def heat_to(client: aiokatcp.Client, value: float) -> float:
     """Client code: set a thermostat's target and wait until it has settled."""
     await client.request("set-target", value)
     reply, _ = await client.request("settle")
-    return aiokatcp.decode(float, reply[0])
+    temperature: float = aiokatcp.decode(float, reply[0])
+    return temperature
