@@ -74,6 +74,13 @@ async def test_running_reraises_service_task_failure() -> None:
         async with running(Device()) as server:
             server.add_service_task(asyncio.create_task(broken()))
             await asyncio.sleep(1)
+    # The body failed too: the server's failure is raised, the body's is its context.
+    with pytest.raises(ValueError, match="service broke") as info:
+        async with running(Device()) as server:
+            server.add_service_task(asyncio.create_task(broken()))
+            await asyncio.sleep(1)
+            raise KeyError("body")
+    assert isinstance(info.value.__context__, KeyError)
 
 
 async def test_running_keeps_body_exception_and_cancellation() -> None:
