@@ -35,6 +35,7 @@ import asyncio
 import inspect
 import logging
 import socket
+import ssl as _ssl
 import threading
 import types
 from collections import deque
@@ -132,6 +133,9 @@ class DeviceServer(SensorRequests, StandardRequests, metaclass=DeviceServerMeta)
     sock
         An already-bound listening socket to serve on (`host` and `port`
         are then ignored).
+    ssl
+        Serve TLS with this context (default: plain TCP); client certificates
+        it requires are seen as ``ctx.conn.peer_certificate``. See :doc:`security`.
 
     Attributes
     ----------
@@ -163,6 +167,7 @@ class DeviceServer(SensorRequests, StandardRequests, metaclass=DeviceServerMeta)
         max_backlog: Optional[int] = None,
         loop: Optional[asyncio.AbstractEventLoop] = None,
         sock: Optional[socket.socket] = None,
+        ssl: Optional[_ssl.SSLContext] = None,
     ) -> None:
         for attr in ("VERSION", "BUILD_STATE"):
             if not isinstance(getattr(self, attr, None), str):
@@ -177,6 +182,7 @@ class DeviceServer(SensorRequests, StandardRequests, metaclass=DeviceServerMeta)
         self.extra_versions: Dict[str, Tuple[str, ...]] = {}
         self._loop = loop
         self._sock = sock
+        self._ssl = ssl
         self._server: Optional[asyncio.AbstractServer] = None
         self._connections: Dict[ClientConnection, None] = {}  # ordered set
         self._pending = 0
@@ -247,10 +253,12 @@ class DeviceServer(SensorRequests, StandardRequests, metaclass=DeviceServerMeta)
         # A deep accept queue: hundreds of clients connecting at once (e.g. after a
         # restart) should not see SYNs dropped and retried a second later.
         if self._sock is not None:
-            self._server = await loop.create_server(factory, sock=self._sock, backlog=self.backlog)
+            self._server = await loop.create_server(
+                factory, sock=self._sock, backlog=self.backlog, ssl=self._ssl
+            )
         else:
             self._server = await loop.create_server(
-                factory, self.host, self.port, backlog=self.backlog
+                factory, self.host, self.port, backlog=self.backlog, ssl=self._ssl
             )
 
     async def stop(self, cancel: bool = True) -> None:
