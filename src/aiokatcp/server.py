@@ -199,6 +199,8 @@ class DeviceServer(SensorRequests, StandardRequests, metaclass=DeviceServerMeta)
         self._log_level = LogLevel.WARN
         self._loop_thread: Optional[int] = None
         self._new_clients: List[Tuple[ClientConnection, bytes]] = []
+        # Only a subclass that overrides authorize() pays for calling it.
+        self._authorizing = type(self).authorize is not DeviceServer.authorize
         self._init_sensors()
 
     # -- properties ----------------------------------------------------------------------------
@@ -526,7 +528,9 @@ class DeviceServer(SensorRequests, StandardRequests, metaclass=DeviceServerMeta)
         self._pending += 1
         try:
             handler = self._request_handlers.get(msg.name)
-            if handler is None:
+            if self._authorizing:
+                result = self._authorize_then_handle(ctx, handler)
+            elif handler is None:
                 result = self.unhandled_request(ctx, msg)
             else:
                 result = handler(self, ctx, msg)
@@ -541,6 +545,28 @@ class DeviceServer(SensorRequests, StandardRequests, metaclass=DeviceServerMeta)
             self._request_succeeded(ctx, result)
         self._finish(ctx)
         return None
+
+    async def _authorize_then_handle(
+        self, ctx: RequestContext, handler: Optional[Callable[..., Any]]
+    ) -> Any:
+        msg = ctx.req
+        if not await self.authorize(ctx, msg.name):
+            ctx.logger.warning("Request %s denied by authorize()", msg.name)
+            raise FailReply(f"request {msg.name} is not authorized")
+        result = self.unhandled_request(ctx, msg) if handler is None else handler(self, ctx, msg)
+        if result is not None and hasattr(result, "__await__"):
+            result = await result
+        return result
+
+    async def authorize(self, ctx: RequestContext, name: str) -> bool:
+        """Hook: may this client make request `name`? Awaited before every request.
+
+        Standard and unknown requests included. Decide from ``ctx.conn.address``
+        and ``ctx.conn.peer_certificate``; ``False`` fails the request (``request
+        <name> is not authorized``, logged at warning) without running its handler.
+        The default allows all and, unless overridden, is not called. See :doc:`security`.
+        """
+        return True
 
     def _finish(self, ctx: RequestContext) -> None:
         ctx._done = True
