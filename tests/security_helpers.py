@@ -9,8 +9,10 @@ directory and nothing is trusted system-wide.
 from __future__ import annotations
 
 import asyncio
+import importlib.util
+import os
 import ssl
-from typing import Any, Dict, Optional
+from typing import Optional
 
 import trustme
 
@@ -18,7 +20,25 @@ import aiokatcp
 from aiokatcp.server import DeviceServer
 from helpers import ScriptedPeer
 
-__all__ = ["TIMESTAMP", "SecDevice", "TestPKI", "common_name", "open_peer", "port_of"]
+__all__ = [
+    "TIMESTAMP",
+    "SecDevice",
+    "TestPKI",
+    "common_name",
+    "open_peer",
+    "port_of",
+    "secure_device",
+]
+
+_EXAMPLE = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples", "secure_device.py"
+)
+_spec = importlib.util.spec_from_file_location("example_secure_device", _EXAMPLE)
+assert _spec is not None and _spec.loader is not None
+#: ``examples/secure_device.py`` (the documented recipes), imported by path.
+secure_device = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(secure_device)
+common_name = secure_device.common_name
 
 #: Fixed sensor timestamp, so that transcripts are byte-for-byte reproducible.
 TIMESTAMP = 1700000000.25
@@ -102,17 +122,6 @@ class SecDevice(DeviceServer):
         """Say whether the connection is TLS and whose certificate the client presented."""
         tls = "tls" if ctx.conn.ssl_object is not None else "plain"
         return tls, common_name(ctx.conn.peer_certificate) or "anonymous"
-
-
-def common_name(cert: Optional[Dict[str, Any]]) -> Optional[str]:
-    """The subject common name of a certificate as ``getpeercert()`` decodes it."""
-    if cert is None:
-        return None
-    for rdn in cert.get("subject", ()):
-        for key, value in rdn:
-            if key == "commonName":
-                return str(value)
-    return None
 
 
 def port_of(server: DeviceServer) -> int:
