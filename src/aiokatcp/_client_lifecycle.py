@@ -78,7 +78,11 @@ async def _run_connection(client: Client) -> None:
     loop = client.loop
     try:
         _, conn = await loop.create_connection(
-            lambda: Connection(client, False, client._limit), client.host, client.port
+            lambda: Connection(client, False, client._limit),
+            client.host,
+            client.port,
+            ssl=client.ssl,
+            server_hostname=client.server_hostname if client.ssl is not None else None,
         )
     except OSError as exc:
         client.logger.info("Failed to connect: %s", exc)

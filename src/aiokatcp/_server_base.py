@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import ssl as _ssl
 import threading
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -56,6 +57,7 @@ class ServerBase:
         max_backlog: Optional[int] = None,
         loop: Optional[asyncio.AbstractEventLoop] = None,
         sock: Optional[socket.socket] = None,
+        ssl: Optional[_ssl.SSLContext] = None,
     ) -> None:
         if max_pending < 1:
             raise ValueError("max_pending must be at least 1")
@@ -67,6 +69,7 @@ class ServerBase:
         self.status_cache = StatusCache()
         self._loop = loop
         self._sock = sock
+        self._ssl = ssl
         self._server: Optional[asyncio.AbstractServer] = None
         self._connections: Dict[ClientConnection, None] = {}  # ordered set
         self._scheduler = RequestScheduler(
@@ -184,10 +187,12 @@ class ServerBase:
             return ClientConnection(self, self.limit)
 
         if self._sock is not None:
-            self._server = await loop.create_server(factory, sock=self._sock, backlog=self.backlog)
+            self._server = await loop.create_server(
+                factory, sock=self._sock, backlog=self.backlog, ssl=self._ssl
+            )
         else:
             self._server = await loop.create_server(
-                factory, self.host, self._port, backlog=self.backlog
+                factory, self.host, self._port, backlog=self.backlog, ssl=self._ssl
             )
 
     async def stop(self, cancel: bool = True) -> None:

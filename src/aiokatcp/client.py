@@ -29,6 +29,7 @@ import functools
 import inspect
 import logging
 import warnings
+from ssl import SSLContext
 from typing import (
     Any,
     Callable,
@@ -127,10 +128,14 @@ class Client(metaclass=ClientMeta):
         How long to wait for ``#version-connect`` after connecting. A server
         that never sends it (a v4 or minimal device) is then assumed to have
         no protocol flags: no message ids, so requests are serialised.
+    ssl, server_hostname
+        Connect (and reconnect) over TLS with this context (default: plain TCP),
+        checking that the server's certificate names `server_hostname` (default:
+        `host`). See :doc:`security`.
 
     Attributes
     ----------
-    host, port, auto_reconnect, keepalive, negotiation_timeout
+    host, port, auto_reconnect, keepalive, negotiation_timeout, ssl, server_hostname
         As passed.
     protocol_flags : FrozenSet[str]
         Flags from ``#version-connect katcp-protocol`` (``"I"``: message
@@ -159,7 +164,11 @@ class Client(metaclass=ClientMeta):
         loop: Optional[asyncio.AbstractEventLoop] = None,
         keepalive: Optional[float] = None,
         negotiation_timeout: float = 5.0,
+        ssl: Optional[SSLContext] = None,
+        server_hostname: Optional[str] = None,
     ) -> None:
+        if server_hostname is not None and ssl is None:
+            raise ValueError("server_hostname is only meaningful with ssl")
         if keepalive is not None and keepalive <= 0:
             raise ValueError("keepalive must be positive")
         self.host = host
@@ -167,6 +176,8 @@ class Client(metaclass=ClientMeta):
         self.auto_reconnect = auto_reconnect
         self.keepalive = keepalive
         self.negotiation_timeout = negotiation_timeout
+        self.ssl = ssl
+        self.server_hostname = server_hostname
         self.protocol_flags: FrozenSet[str] = frozenset()
         self.protocol_version: Optional[Tuple[int, int]] = None
         self.last_exc: Optional[Exception] = None

@@ -26,7 +26,17 @@ import ipaddress
 import logging
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Iterable, List, MutableMapping, Optional, Protocol, Tuple
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Dict,
+    Iterable,
+    List,
+    MutableMapping,
+    Optional,
+    Protocol,
+    Tuple,
+)
 
 from ._codec import DEFAULT_LIMIT, MessageParser, ParseResult
 from ._handlers import wrap_handler
@@ -233,7 +243,9 @@ class Connection(asyncio.BufferedProtocol):
         results = self._parser.feed_eof()
         if results:
             self._dispatch(results)
-        return bool(self.owner._eof_received(self))
+        keep_open = bool(self.owner._eof_received(self))
+        # A TLS transport cannot stay half-open (asyncio would warn on each close).
+        return keep_open and self.ssl_object is None
 
     def connection_lost(self, exc: Optional[Exception]) -> None:
         if _shared.lent_to is self:
@@ -444,6 +456,26 @@ class Connection(asyncio.BufferedProtocol):
     def closed(self) -> bool:
         """Whether the connection is fully closed (:meth:`connection_lost` ran)."""
         return self._closed
+
+    @property
+    def ssl_object(self) -> Any:
+        """The connection's :class:`ssl.SSLObject`, or ``None`` for a plain TCP connection."""
+        return self.get_extra_info("ssl_object")
+
+    @property
+    def peer_certificate(self) -> Optional[Dict[str, Any]]:
+        """The peer's verified TLS certificate, as :meth:`ssl.SSLSocket.getpeercert` decodes it.
+
+        ``None`` for a plain TCP connection, or when the peer sent no
+        certificate (a server sees one only if its context requires or
+        asks for client certificates). Use it to identify the client, e.g.
+        in :meth:`~aiokatcp.server.DeviceServer.authorize`.
+        """
+        ssl_object = self.ssl_object
+        if ssl_object is None:
+            return None
+        cert = ssl_object.getpeercert()
+        return cert or None
 
     def is_closing(self) -> bool:
         """Whether the connection is closed or closing (nothing more can be sent)."""

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import socket
+import ssl as _ssl
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from ._codec import DEFAULT_LIMIT
@@ -170,6 +171,7 @@ class DeviceServer(ServerBase, metaclass=DeviceServerMeta):
         max_backlog: Optional[int] = None,
         loop: Optional[asyncio.AbstractEventLoop] = None,
         sock: Optional[socket.socket] = None,
+        ssl: Optional[_ssl.SSLContext] = None,
     ) -> None:
         for attr in ("VERSION", "BUILD_STATE"):
             if not isinstance(getattr(self, attr, None), str):
@@ -182,7 +184,10 @@ class DeviceServer(ServerBase, metaclass=DeviceServerMeta):
             max_backlog=max_backlog,
             loop=loop,
             sock=sock,
+            ssl=ssl,
         )
+        # Only a subclass that overrides authorize() pays for calling it.
+        self._authorizing = type(self).authorize is not DeviceServer.authorize
         self.extra_versions: Dict[str, Tuple[str, ...]] = {}
         self.sensors = SensorSet()
         self._interface_changed_pending = False
@@ -199,9 +204,33 @@ class DeviceServer(ServerBase, metaclass=DeviceServerMeta):
         """
         msg = ctx.req
         handler = self._request_handlers.get(msg.name)
+        if self._authorizing:
+            return self._authorize_then_handle(ctx, handler)
         if handler is None:
             return self.unhandled_request(ctx, msg)
         return handler(self, ctx, msg)
+
+    async def _authorize_then_handle(
+        self, ctx: RequestContext, handler: Optional[Callable[..., Any]]
+    ) -> Any:
+        msg = ctx.req
+        if not await self.authorize(ctx, msg.name):
+            ctx.logger.warning("Request %s denied by authorize()", msg.name)
+            raise FailReply(f"request {msg.name} is not authorized")
+        result = self.unhandled_request(ctx, msg) if handler is None else handler(self, ctx, msg)
+        if result is not None and hasattr(result, "__await__"):
+            result = await result
+        return result
+
+    async def authorize(self, ctx: RequestContext, name: str) -> bool:
+        """Hook: may this client make request `name`? Awaited before every request.
+
+        Standard and unknown requests included. Decide from ``ctx.conn.address``
+        and ``ctx.conn.peer_certificate``; ``False`` fails the request (``request
+        <name> is not authorized``, logged at warning) without running its handler.
+        The default allows all and, unless overridden, is not called. See :doc:`security`.
+        """
+        return True
 
     async def unhandled_request(self, ctx: RequestContext, req: Message) -> None:
         """Hook for requests without a handler; override for dynamic dispatch.

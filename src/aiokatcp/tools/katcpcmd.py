@@ -5,6 +5,7 @@ a small client. Usage::
 
     katcpcmd [host:]port request [args...]      # print the informs and the reply
     katcpcmd [host:]port --watch SENSOR...      # print #sensor-status until Ctrl-C
+    katcpcmd --cafile ca.pem host:port request  # the same over TLS
 
 Exit status: 0 on success, 1 if the connection failed or was lost (or the
 request was interrupted), 2 if the reply was not ``ok`` (or a sensor could not
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ssl
 import sys
 from typing import Any, List, Optional, Sequence, TextIO, Tuple
 
@@ -96,7 +98,35 @@ def make_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="give up if connecting takes longer (default: %(default)s)",
     )
+    tls = parser.add_argument_group("TLS")
+    tls.add_argument("--tls", action="store_true", help="connect over TLS (see doc/security)")
+    tls.add_argument(
+        "--cafile",
+        metavar="FILE",
+        help="CA certificate(s) to verify the server with (implies --tls)",
+    )
+    tls.add_argument("--cert", metavar="FILE", help="client certificate (implies --tls)")
+    tls.add_argument("--key", metavar="FILE", help="private key of --cert (default: in --cert)")
+    tls.add_argument(
+        "--insecure",
+        action="store_true",
+        help="do not verify the server's certificate (implies --tls; for testing only)",
+    )
     return parser
+
+
+def _ssl_context(args: argparse.Namespace) -> Optional[ssl.SSLContext]:
+    """The client TLS context the options ask for (``None``: plain TCP)."""
+    if not (args.tls or args.cafile or args.cert or args.insecure):
+        return None
+    ctx = ssl.create_default_context(cafile=args.cafile)
+    if args.insecure:
+        _error("warning: --insecure: the server's certificate is NOT verified")
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    if args.cert:
+        ctx.load_cert_chain(args.cert, args.key)
+    return ctx
 
 
 class _PrintingClient(aiokatcp.Client):
@@ -125,7 +155,12 @@ def _error(text: str) -> None:
 
 async def _connect(args: argparse.Namespace, out: TextIO) -> Optional[_PrintingClient]:
     host, port = args.address
-    client = _PrintingClient(host, port, out=out, auto_reconnect=False)
+    try:
+        ssl_context = _ssl_context(args)
+    except (OSError, ValueError) as exc:
+        _error(f"cannot set up TLS: {exc}")
+        return None
+    client = _PrintingClient(host, port, out=out, auto_reconnect=False, ssl=ssl_context)
     try:
         await asyncio.wait_for(client.wait_connected(), args.connect_timeout)
     except asyncio.TimeoutError:
@@ -191,6 +226,8 @@ async def amain(argv: Optional[Sequence[str]] = None, out: Optional[TextIO] = No
         parser.error("give either a request or --watch SENSOR...")
     if args.duration is not None and args.watch is None:
         parser.error("--duration needs --watch")
+    if args.key is not None and args.cert is None:
+        parser.error("--key needs --cert")
     out = sys.stdout if out is None else out
     client = await _connect(args, out)
     if client is None:
