@@ -217,9 +217,7 @@ async def test_recipe_admin_from_loopback_end_to_end() -> None:
     async with peer_of(Device()) as peer:
         # Allowed from 127.0.0.1: it reaches dispatch (this device has no
         # restart hook, so ?restart is an unknown request, as in aiokatcp 2.3).
-        assert await peer.request(b"?restart") == [
-            b"!restart invalid unknown\\_request\\_restart"
-        ]
+        assert await peer.request(b"?restart") == [b"!restart invalid unknown\\_request\\_restart"]
 
 
 @pytest.mark.real_loop
