@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from aiokatcp import Client, ProtocolError
-from aiokatcp._client_lifecycle import HAVE_CONNECTION, State
+from aiokatcp._client_state import HAVE_CONNECTION, State
 from aiokatcp.exceptions import FailReply
 from helpers import ScriptedPeer
 from test_client import PeerServer

@@ -41,6 +41,8 @@ from typing import (
     overload,
 )
 
+from typing_extensions import TypeAlias
+
 from ._sampling import SensorSampler, Strategy
 from ._typeinfo import encode, get_type
 from ._values import Timestamp
@@ -75,6 +77,8 @@ class _Status(enum.IntEnum):
 # Sensor.Status is the public name (and what reprs and pickles should say).
 _Status.__name__ = "Status"
 _Status.__qualname__ = "Sensor.Status"
+# SensorSampler lives in ._sampling; its public (2.x) path is this module.
+SensorSampler.__module__ = __name__
 _VALID_STATUSES = frozenset({_Status.NOMINAL, _Status.WARN, _Status.ERROR})
 
 
@@ -172,7 +176,7 @@ class Sensor(Generic[_T]):
         nominal range, or a warn range is given without a nominal range
     """
 
-    Status = _Status
+    Status: TypeAlias = _Status
 
     def __init__(
         self,
@@ -472,6 +476,12 @@ class SensorSet(Mapping[str, Sensor[Any]]):
 
     def __getitem__(self, name: str) -> Sensor[Any]:
         return self._sensors[name]
+
+    @overload
+    def get(self, name: str) -> Optional[Sensor[Any]]: ...
+
+    @overload
+    def get(self, name: str, default: Union[Sensor[Any], _U]) -> Union[Sensor[Any], _U]: ...
 
     def get(self, name: str, default: Any = None) -> Any:
         """The sensor called `name`, or `default`."""
