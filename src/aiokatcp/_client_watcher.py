@@ -348,7 +348,7 @@ class SensorMonitor:
         ws = _WatcherState(watcher)
         self._watchers.append(ws)
         if not self.host.is_connected:
-            self._set_state(ws, SyncState.DISCONNECTED)
+            ws.state = SyncState.DISCONNECTED  # as 2.x: no state call until connected
             return
         self._set_state(ws, SyncState.SYNCING)
         listing = self._listing
