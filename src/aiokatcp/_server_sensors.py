@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Set, Tupl
 
 from ._message import Message
 from ._sampling import SensorSampler, StrategySpec, resolve_strategy
+from ._sensor_wire import sensor_list_args, status_args
 from ._typeinfo import encode
 from .exceptions import FailReply
 from .sensor import Reading, Sensor, SensorSet
@@ -50,17 +51,6 @@ _Resolved = Tuple[Optional[StrategySpec], bool]
 _UNSET = object()
 
 
-def _status_args(sensor: Sensor[Any], reading: Reading[Any]) -> List[bytes]:
-    """Arguments of ``#sensor-status``/``#sensor-value``: ``<ts> 1 <name> <status> <value>``."""
-    return [
-        float.__repr__(reading.timestamp).encode("ascii"),
-        _ONE,
-        sensor.name.encode("utf-8"),
-        encode(reading.status),
-        encode(reading.value),
-    ]
-
-
 class _StatusCache:
     """The ``#sensor-status`` bytes of each sensor's latest reported reading.
 
@@ -79,7 +69,7 @@ class _StatusCache:
     def get(self, sensor: Sensor[Any], reading: Reading[Any]) -> bytes:
         if self._readings.get(sensor) is reading:
             return self._data[sensor]
-        data = bytes(Message._make(_INFORM, "sensor-status", _status_args(sensor, reading), None))
+        data = bytes(Message._make(_INFORM, "sensor-status", status_args(sensor, reading), None))
         self._readings[sensor] = reading
         self._data[sensor] = data
         return data
@@ -342,10 +332,7 @@ class SensorRequests:
             A sensor name, or ``/regex/`` to list every sensor whose name
             matches (``re.search``); all sensors if omitted.
         """
-        ctx.informs(
-            (sensor.name, sensor.description, sensor.units, sensor.type_name, *sensor.params)
-            for sensor in self._select_sensors(name)
-        )
+        ctx.informs(sensor_list_args(sensor) for sensor in self._select_sensors(name))
 
     async def request_sensor_value(self, ctx: RequestContext, name: Optional[str] = None) -> None:
         """Report current sensor readings (timestamp, status and value).
@@ -356,7 +343,7 @@ class SensorRequests:
             A sensor name, or ``/regex/`` to report every sensor whose name
             matches (``re.search``); all sensors if omitted.
         """
-        ctx.informs(_status_args(sensor, sensor.reading) for sensor in self._select_sensors(name))
+        ctx.informs(status_args(sensor, sensor.reading) for sensor in self._select_sensors(name))
 
     async def request_sensor_sampling(
         self,
