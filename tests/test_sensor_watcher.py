@@ -6,7 +6,7 @@ import asyncio
 import enum
 import ipaddress
 import re
-from typing import Any, AsyncIterator, List, Optional, Sequence, Tuple, Union
+from typing import Any, AsyncIterator, List, Optional, Sequence, Set, Tuple, Union
 
 import async_solipsism
 import pytest
@@ -551,6 +551,20 @@ class _MachineServer(DeviceServer):
 NAMES = ["s0", "s1", "s2", "s3"]
 
 
+class FilteredWatcher(SensorWatcher):
+    """Mirrors the sensors in `only` (all if ``None``)."""
+
+    def __init__(self, client: Client, only: Optional[Set[str]]) -> None:
+        super().__init__(client)
+        self.only = only
+
+    def wants(self, name: str) -> bool:
+        return self.only is None or name in self.only
+
+    def filter(self, name: str, description: str, units: str, type_name: str, *args: bytes) -> bool:
+        return self.wants(name)
+
+
 class WatcherMachine(RuleBasedStateMachine):
     """Drives a real server and client on a private solipsism loop.
 
@@ -569,7 +583,7 @@ class WatcherMachine(RuleBasedStateMachine):
         self.client = Client("127.0.0.1", 7147, loop=self.loop)
         self.watchers: List[SensorWatcher] = []
         self.added = 0
-        self.add_watcher()
+        self.add_watcher(None)
 
     def run(self, aw: Any) -> Any:
         return self.loop.run_until_complete(aw)
@@ -611,9 +625,9 @@ class WatcherMachine(RuleBasedStateMachine):
     def interface_changed(self) -> None:
         self.call(self.server.mass_inform, "interface-changed")
 
-    @rule()
-    def add_watcher(self) -> None:
-        watcher = SensorWatcher(self.client)
+    @rule(only=st.one_of(st.none(), st.sets(st.sampled_from(NAMES))))
+    def add_watcher(self, only: Optional[Set[str]] = None) -> None:
+        watcher = FilteredWatcher(self.client, only)
         self.call(self.client.add_sensor_watcher, watcher)
         self.watchers.append(watcher)
 
@@ -639,7 +653,13 @@ class WatcherMachine(RuleBasedStateMachine):
         expected = {name: sensor.reading for name, sensor in self.server.sensors.items()}
         for watcher in self.watchers:
             got = {name: sensor.reading for name, sensor in watcher.sensors.items()}
-            assert got == expected
+            assert got == {k: v for k, v in expected.items() if watcher.wants(k)}
+        # Exactly the sensors some watcher wants are sampled for this client: no sampler
+        # is left behind by removed watchers, replaced sensors or reconnects.
+        for name in expected:
+            reply, _ = self.run(self.client.request("sensor-sampling", name))
+            wanted = any(watcher.wants(name) for watcher in self.watchers)
+            assert reply[1] == (b"auto" if wanted else b"none"), name
         self.run(asyncio.sleep(30))
         assert all(w.state is SyncState.SYNCED for w in self.watchers)
 
