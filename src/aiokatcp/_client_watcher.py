@@ -243,8 +243,13 @@ class SensorWatcher(AbstractSensorWatcher):
             return
         stype = self.make_type(type_name, args)
         local = self.rewrite_name(name)
-        local_names = [local] if isinstance(local, str) else list(local)
         old = self._mirrors.get(name)
+        if old is None and isinstance(local, str):  # the common case, kept cheap
+            single: Sensor[Any] = Sensor(stype, local, description, units)
+            self.sensors.add(single)
+            self._mirrors[name] = (get_decoder(stype), (single,))
+            return
+        local_names = [local] if isinstance(local, str) else list(local)
         if old is not None:
             for sensor in old[1]:
                 if sensor.name not in local_names:
@@ -357,7 +362,11 @@ class SensorMonitor:
                 self._request_sync()
             return  # else the running sync has not listed yet; it will include this watcher
         self._update_watcher(ws, listing, replay=True)
-        self._rebuild_dispatch()
+        dispatch = self._dispatch  # only this watcher's entries change
+        for name in ws.known:
+            raw = name.encode("utf-8")
+            entry = dispatch.get(raw)
+            dispatch[raw] = (name, (ws,)) if entry is None else (name, (*entry[1], ws))
         needed = sorted(set(ws.known) - self._subscribed)
         if needed:
             self._subscribed.update(needed)
@@ -601,6 +610,10 @@ class SensorMonitor:
         watcher = ws.watcher
         known = ws.known
         new_known: Dict[str, SensorInfo] = {}
+        # Bound once: this loop runs once per sensor (10k sensors on big devices).
+        filt, added, updated = watcher.filter, watcher.sensor_added, watcher.sensor_updated
+        readings = self._readings if replay else {}
+        log = self.logger
         self._call(watcher.batch_start)
         for name, info in listing.items():
             old = known.get(name)
@@ -608,12 +621,20 @@ class SensorMonitor:
                 new_known[name] = info
                 continue
             desc, units, type_name, params = info
-            if self._call(watcher.filter, name, desc, units, type_name, *params):
-                self._call(watcher.sensor_added, name, desc, units, type_name, *params)
+            try:
+                wanted = filt(name, desc, units, type_name, *params)
+            except Exception:
+                log.exception("Exception in sensor watcher filter")
+                wanted = False
+            if wanted:
                 new_known[name] = info
-                reading = self._readings.get(name) if replay else None
-                if reading is not None:
-                    self._call(watcher.sensor_updated, name, *reading)
+                try:
+                    added(name, desc, units, type_name, *params)
+                    reading = readings.get(name)
+                    if reading is not None:
+                        updated(name, *reading)
+                except Exception:
+                    log.exception("Exception in sensor watcher while adding %s", name)
             elif old is not None:
                 self._call(watcher.sensor_removed, name)
         for name in known:

@@ -112,6 +112,7 @@ class Reading(Generic[_T]):
         )
 
 
+_AUTO = Strategy.AUTO
 _NOMINAL = _Status.NOMINAL  # (an Enum member lookup is a metaclass call: once per update adds up)
 
 
@@ -200,7 +201,7 @@ class Sensor(Generic[_T]):
         self.name = name
         self.description = description
         self.units = units
-        self.auto_strategy = Strategy.AUTO if auto_strategy is None else auto_strategy
+        self.auto_strategy = _AUTO if auto_strategy is None else auto_strategy
         self.auto_strategy_parameters = tuple(auto_strategy_parameters)
         self._nominal_range: Optional[_Range] = None
         self._warn_range: Optional[_Range] = None
@@ -215,7 +216,9 @@ class Sensor(Generic[_T]):
             value: _T = type_info.default(sensor_type)
         else:
             value = self._coerce(default)
-        self._reading: Reading[_T] = Reading(time.time(), _Status(initial_status), value)
+        if type(initial_status) is not _Status:
+            initial_status = _Status(initial_status)
+        self._reading: Reading[_T] = Reading(time.time(), initial_status, value)
 
     # -- ranges -----------------------------------------------------------------------------
 
