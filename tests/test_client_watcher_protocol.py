@@ -273,3 +273,35 @@ async def test_reconnect_resubscribes_everything(peers: PeerServer, client: Clie
     await peer.send(b"#sensor-status 3.0 1 a nominal 9", b"!sensor-sampling[4] ok a,b auto")
     await mirror.synced.wait()
     assert mirror.sensors["a"].value == 9
+
+
+class AddedOnly(AbstractSensorWatcher):
+    """Overrides only sensor_added (the default filter accepts everything)."""
+
+    def __init__(self) -> None:
+        self.added: List[str] = []
+
+    def sensor_added(
+        self, name: str, description: str, units: str, type_name: str, *args: bytes
+    ) -> None:
+        self.added.append(name)
+
+
+async def test_live_add_of_a_watcher_with_default_filter(peers: PeerServer, client: Client) -> None:
+    first = Recorder()
+    client.add_sensor_watcher(first)
+    peer = await peers.accept()
+    await client.wait_connected()
+    await sync_ab(peer)
+    await first.synced.wait()
+    second = AddedOnly()
+    client.add_sensor_watcher(second)
+    assert second.added == ["a", "b"]
+    # Its sensors count as wanted: removing the first watcher unsubscribes nothing.
+    client.remove_sensor_watcher(first)
+    task = asyncio.create_task(client.request("ping"))
+    await peer.expect(b"?ping[3]")
+    await peer.send(b"!ping[3] ok")
+    await task
+    client.remove_sensor_watcher(second)
+    await peer.expect(b"?sensor-sampling[4] a,b none")

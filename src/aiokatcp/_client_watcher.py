@@ -621,6 +621,16 @@ class SensorMonitor:
         readings = self._readings if replay and not _is_default(watcher, "sensor_updated") else {}
         log = self.logger
         self._call(watcher.batch_start)
+        if not known and filt is _accept_all and not readings:
+            # A new watcher that wants everything: nothing to compare, filter or replay.
+            for name, (desc, units, type_name, params) in listing.items():
+                try:
+                    added(name, desc, units, type_name, *params)
+                except Exception:
+                    log.exception("Exception in sensor watcher while adding %s", name)
+            self._call(watcher.batch_stop)
+            ws.known = dict(listing)
+            return
         for name, info in listing.items():
             old = known.get(name)
             if old == info:  # unchanged (also across a reconnect): not filtered again
