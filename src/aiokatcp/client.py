@@ -560,7 +560,7 @@ class Client(metaclass=ClientMeta):
         future: asyncio.Future[ReplyAndInforms] = loop.create_future()
         # Concurrent requests are sent together at the end of this loop iteration (one
         # system call); a lone request (serial use) goes at once.
-        write = conn._write_soon if tracker.has_pending() else conn.write_bytes
+        write = conn.write_soon if tracker.has_pending() else conn.write_bytes
         callback = None
         if inform_callback is not None:
             callback = functools.partial(self._call_request_inform, inform_callback)
