@@ -110,7 +110,7 @@ def expire(future: asyncio.Future[Any], name: str, timeout: float) -> None:
         future.set_exception(asyncio.TimeoutError(f"No reply to ?{name} within {timeout} s"))
 
 
-def enable_tcp_keepalive(transport: Any, interval: float) -> None:
+def enable_tcp_keepalive(transport: Any, interval: float, log: logging.LoggerAdapter[Any]) -> None:
     """Let the kernel probe an idle connection too (it sees a dead peer even mid-request)."""
     sock = transport.get_extra_info("socket")
     if sock is None:
@@ -124,4 +124,4 @@ def enable_tcp_keepalive(transport: Any, interval: float) -> None:
         if hasattr(socket, "TCP_KEEPCNT"):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, 3)
     except OSError as exc:  # pragma: no cover - depends on the platform
-        logging.getLogger("aiokatcp.client").debug("Could not enable TCP keepalive: %s", exc)
+        log.debug("Could not enable TCP keepalive: %s", exc)

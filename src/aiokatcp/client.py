@@ -896,7 +896,7 @@ class Client(metaclass=ClientMeta):
             self._set_state(Event.CONNECT_FAILED if self.auto_reconnect else Event.FINISH)
             return
         if self.keepalive is not None:
-            enable_tcp_keepalive(conn, self.keepalive)
+            enable_tcp_keepalive(conn, self.keepalive, self.logger)
         lost = self._lost
         negotiated = self._negotiated
         assert lost is not None and negotiated is not None
