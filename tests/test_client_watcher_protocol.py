@@ -209,12 +209,16 @@ async def test_remove_watcher_unsubscribes_without_relisting(
     client.remove_sensor_watcher(drop)
     await peer.expect(b"?sensor-sampling[3] b none")
     await peer.send(b"!sensor-sampling[3] ok b none")
-    # An update for b that still arrives (or a stray one) is answered with none again.
-    await peer.send(b"#sensor-status 2.0 1 b nominal 3.5")
-    await peer.expect(b"?sensor-sampling[4] b none")
-    await peer.send(b"!sensor-sampling[4] ok b none")
+    ping = asyncio.create_task(client.request("ping"))
+    await peer.expect(b"?ping[4]")
+    await peer.send(b"!ping[4] ok")
+    await ping
+    # A stray update for b is answered with none again, once for a burst.
+    await peer.send(b"#sensor-status 2.0 1 b nominal 3.5", b"#sensor-status 2.1 1 b nominal 3.6")
+    await peer.expect(b"?sensor-sampling[5] b none")
+    await peer.send(b"!sensor-sampling[5] ok b none")
     client.remove_sensor_watcher(keep)
-    await peer.expect(b"?sensor-sampling[5] a none")
+    await peer.expect(b"?sensor-sampling[6] a none")
 
 
 async def test_watcher_added_to_live_client_replays_cache(

@@ -341,6 +341,8 @@ class SensorMonitor:
         # raw sensor name -> (name, watchers); rebuilt whenever `known` changes
         self._dispatch: Dict[bytes, Tuple[str, Tuple[_WatcherState, ...]]] = {}
         self._subscribed: Set[str] = set()
+        #: Names with a ``none`` request in flight.
+        self._unsubscribing: Set[str] = set()
         self._task: Optional[asyncio.Task[None]] = None
         self._generation = 0
         self._resync = False
@@ -499,8 +501,9 @@ class SensorMonitor:
             name = raw_name.decode("utf-8")
         except UnicodeDecodeError:
             return
-        if name in listing:
+        if name in listing and name not in self._unsubscribing:
             self._subscribed.discard(name)
+            self._unsubscribing.add(name)
             self.host.create_task(self._unsubscribe([name]))
 
     # -- synchronisation ---------------------------------------------------------------------
@@ -682,10 +685,14 @@ class SensorMonitor:
                 self._set_state(ws, SyncState.SYNCED)
 
     async def _unsubscribe(self, names: List[str]) -> None:
+        unsubscribing = self._unsubscribing
+        unsubscribing.update(names)  # a burst of unwanted readings sends one ``none``
         try:
             await self._set_sampling(names, "none")
         except (ConnectionError, asyncio.TimeoutError) as exc:
             self.logger.info("Could not unsubscribe %s: %s", ",".join(names), exc)
+        finally:
+            unsubscribing.difference_update(names)
 
     async def _set_sampling(self, names: List[str], strategy: str) -> Set[str]:
         """Set `strategy` on `names`; return the names for which that worked."""
