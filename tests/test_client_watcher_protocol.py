@@ -98,8 +98,9 @@ async def test_mock_watcher_and_syncing_before_wait_connected(
     peers: PeerServer, client: Client
 ) -> None:
     watcher = unittest.mock.Mock()
-    client.add_sensor_watcher(watcher)  # disconnected: no state call
+    client.add_sensor_watcher(watcher)  # disconnected: no state call, an empty batch
     watcher.state_updated.assert_not_called()
+    assert [c[0] for c in watcher.method_calls] == ["batch_start", "batch_stop"]
     peer = await peers.accept()
     await client.wait_connected()
     watcher.state_updated.assert_called_once_with(SyncState.SYNCING)
@@ -121,6 +122,8 @@ async def test_one_batch_per_list_in_server_order(peers: PeerServer, client: Cli
     await sync_ab(peer)
     await rec.synced.wait()
     assert rec.take() == [
+        ("start",),  # added while disconnected: an empty replay batch (as 2.3)
+        ("stop",),
         ("state", SyncState.SYNCING),
         ("start",),
         ("filter", "a"),
@@ -236,19 +239,20 @@ async def test_watcher_added_to_live_client_replays_cache(
     # Same sensors: replayed from the cache in one batch, nothing on the wire.
     second = Recorder(wanted=["a"])
     client.add_sensor_watcher(second)
-    assert second.take() == [
-        ("state", SyncState.SYNCING),
+    assert second.take() == [  # as 2.3: the current state, then the replay
+        ("state", SyncState.SYNCED),
         ("start",),
         ("filter", "a"),
         ("added", "a", "A"),
         ("updated", "a", b"1"),
         ("filter", "b"),
         ("stop",),
-        ("state", SyncState.SYNCED),
     ]
     # A watcher that wants b too: only b is subscribed.
     third = Recorder()
     client.add_sensor_watcher(third)
+    assert third.events[0] == ("state", SyncState.SYNCED)
+    assert third.events[-1] == ("state", SyncState.SYNCING)  # until b is subscribed
     await peer.expect(b"?sensor-sampling[3] b auto")
     await peer.send(b"#sensor-status 1.0 1 b nominal 2.5", b"!sensor-sampling[3] ok b auto")
     await third.synced.wait()

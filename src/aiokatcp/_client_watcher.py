@@ -22,9 +22,10 @@ The batch protocol (documented for users in ``doc/sensor-watcher.rst``):
 * a sensor nobody wants any more is unsubscribed (``none``) at once, without
   re-listing; a ``#sensor-status`` for a known sensor nobody wants is
   answered with ``none`` again;
-* a watcher added while connected is replayed the listing and last readings
-  from the monitor's cache in one batch; only the ``?sensor-sampling``
-  changes it needs go on the wire;
+* a watcher added while connected gets the current state, then the listing
+  and last readings from the monitor's cache in one batch; only the
+  ``?sensor-sampling`` changes it needs go on the wire (a watcher added while
+  disconnected gets an empty batch and no state call);
 * after a re-list only new or changed sensors are re-subscribed; after a
   reconnect, all of them;
 * a failed sync is retried with the client's back-off
@@ -359,14 +360,19 @@ class SensorMonitor:
         ws = _WatcherState(watcher)
         self._watchers.append(ws)
         if not self.host.is_connected:
-            ws.state = SyncState.DISCONNECTED  # as 2.x: no state call until connected
+            # As 2.x: no state call until connected, but the (empty) replay batch.
+            ws.state = SyncState.DISCONNECTED
+            self._call(watcher.batch_start)
+            self._call(watcher.batch_stop)
             return
-        self._set_state(ws, SyncState.SYNCING)
         listing = self._listing
         if listing is None:
+            self._set_state(ws, SyncState.SYNCING)
             if self._task is None:  # the first watcher: nothing listed yet
                 self._request_sync()
             return  # else the running sync has not listed yet; it will include this watcher
+        # As 2.x: the current state first, then the replay of the cache in one batch.
+        self._set_state(ws, SyncState.SYNCING if self._task is not None else SyncState.SYNCED)
         self._update_watcher(ws, listing, replay=True)
         dispatch = self._dispatch  # only this watcher's entries change
         for name in ws.known:
@@ -374,11 +380,10 @@ class SensorMonitor:
             entry = dispatch.get(raw)
             dispatch[raw] = (name, (ws,)) if entry is None else (name, (*entry[1], ws))
         needed = sorted(set(ws.known) - self._subscribed)
-        if needed:
+        if needed:  # SYNCED again once its new sensors are subscribed
+            self._set_state(ws, SyncState.SYNCING)
             self._subscribed.update(needed)
             self.host.create_task(self._subscribe_later(needed, self._generation))
-        elif self._task is None:
-            self._set_state(ws, SyncState.SYNCED)
 
     def remove_watcher(self, watcher: Any) -> None:
         for ws in self._watchers:
