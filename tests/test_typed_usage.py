@@ -95,6 +95,8 @@ async def use(port: int) -> Tuple[int, Reading[int], Mode, Sensor.Status]:
         client.add_sensor_watcher(watcher)
         client.add_sensor_watcher(counter)
         await watcher.synced.wait()
+        same: Client = watcher.client  # the watcher's client keeps its type
+        assert same is client
         sensors: SensorSet = watcher.sensors
         mode_sensor: Optional[Sensor[object]] = sensors.get("mode")
         assert mode_sensor is not None

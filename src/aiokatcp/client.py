@@ -19,9 +19,11 @@ happened and make the transitions that must be immediate.
 from __future__ import annotations
 
 import asyncio
+import enum
 import functools
 import inspect
 import logging
+import time
 import warnings
 from typing import (
     Any,
@@ -33,10 +35,12 @@ from typing import (
     Generator,
     List,
     Optional,
+    Sequence,
     Set,
     Tuple,
     Type,
     TypeVar,
+    Union,
     overload,
 )
 
@@ -53,14 +57,15 @@ from ._client_helpers import (
 )
 from ._client_requests import PendingRequest, ReplyAndInforms, RequestTracker
 from ._client_state import HAVE_CONNECTION, Event, State, next_state
-from ._client_watcher import AbstractSensorWatcher, SensorMonitor, SensorWatcher, SyncState
+from ._client_watcher import AbstractSensorWatcher, SensorMonitor, SyncState
 from ._codec import DEFAULT_LIMIT
 from ._handlers import collect_handlers, wrap_handler
 from ._message import Message, request_bytes
-from ._sensor_wire import decode_sensor_value, value_type
+from ._sensor_wire import SENSOR_TYPES, decode_sensor_value, value_type
+from ._typeinfo import encode, get_decoder
 from .connection import Connection, ConnectionLoggerAdapter
 from .exceptions import FailReply, InvalidReply, ProtocolError
-from .sensor import Reading
+from .sensor import Reading, Sensor, SensorSet
 
 __all__ = [
     "AbstractSensorWatcher",
@@ -79,6 +84,7 @@ _T = TypeVar("_T")
 # Enum members looked up once (each ``Enum.MEMBER`` lookup costs a metaclass call).
 _CONNECTED, _NEGOTIATING = State.CONNECTED, State.NEGOTIATING
 _INFORM, _REPLY = Message.Type.INFORM, Message.Type.REPLY
+_UNREACHABLE = Sensor.Status.UNREACHABLE
 
 
 class ClientMeta(type):
@@ -1050,6 +1056,145 @@ class Client(metaclass=ClientMeta):
             conn.abort()
         else:
             conn.close()
+
+
+@functools.lru_cache(maxsize=1024)
+def _discrete_enum(values: Tuple[bytes, ...]) -> Type[enum.Enum]:
+    """An enum whose members (``ENUM0``, ...) encode to `values` (shared per value list)."""
+    cls = enum.Enum("discrete", [(f"ENUM{i}", i) for i in range(len(values))])  # type: ignore[misc]
+    for member, value in zip(cls, values):
+        member.katcp_value = value  # type: ignore[attr-defined]
+    return cls
+
+
+class SensorWatcher(AbstractSensorWatcher):
+    """Mirrors the server's sensors into a local :class:`~aiokatcp.sensor.SensorSet`.
+
+    Parameters
+    ----------
+    client
+        The client to watch. The watcher does nothing until it is passed to
+        :meth:`~aiokatcp.client.Client.add_sensor_watcher`.
+    enum_types
+        Enum types to use for discrete sensors whose values match theirs
+        (same encoded values, same order); other discrete sensors get a
+        generated enum whose members carry the wire values.
+
+    Attributes
+    ----------
+    sensors : SensorSet
+        The mirrored sensors, by local name (see :meth:`rewrite_name`).
+        While disconnected every mirrored sensor has status ``unreachable``.
+    synced : asyncio.Event
+        Set exactly while the state is :attr:`SyncState.SYNCED`.
+    """
+
+    SENSOR_TYPES: Dict[str, type] = dict(SENSOR_TYPES)
+
+    def __init__(self, client: Client, enum_types: Sequence[Type[enum.Enum]] = ()) -> None:
+        self.client = client
+        self.enum_types = list(enum_types)
+        self.sensors = SensorSet()
+        self.synced = asyncio.Event()
+        #: The client's logger (records go to ``aiokatcp.client`` tagged with the address).
+        self.logger = client.logger
+        self.state = SyncState.DISCONNECTED
+        # remote name -> (value decoder, local mirror sensors)
+        self._mirrors: Dict[str, Tuple[Callable[[bytes], Any], Tuple[Sensor[Any], ...]]] = {}
+
+    def rewrite_name(self, name: str) -> Union[str, Sequence[str]]:
+        """Local name(s) for the remote sensor `name` (default: unchanged).
+
+        Return several names to mirror one remote sensor more than once.
+        """
+        return name
+
+    def make_type(self, type_name: str, parameters: Sequence[bytes]) -> type:
+        """The Python type to mirror a sensor of KATCP type `type_name` with."""
+        if type_name == "discrete":
+            values = tuple(parameters)
+            for enum_type in self.enum_types:
+                if tuple(encode(member) for member in enum_type) == values:
+                    return enum_type
+            return _discrete_enum(values)
+        return self.SENSOR_TYPES[type_name]
+
+    def set_sensor_value(
+        self, sensor: Sensor[Any], value: Any, status: Sensor.Status, timestamp: float
+    ) -> None:
+        """Store a reading in a mirrored sensor; override to alter readings on the way."""
+        sensor.set_value(value, status, timestamp)
+
+    def sensor_added(
+        self, name: str, description: str, units: str, type_name: str, *args: bytes
+    ) -> None:
+        if type_name not in self.SENSOR_TYPES:
+            self.logger.warning(
+                "Type %s of sensor %s is not supported: not mirrored", type_name, name
+            )
+            self.sensor_removed(name)
+            return
+        if type_name == "discrete" and not args:
+            self.logger.warning("Discrete sensor %s has no values: not mirrored", name)
+            self.sensor_removed(name)
+            return
+        stype = self.make_type(type_name, args)
+        local = self.rewrite_name(name)
+        old = self._mirrors.get(name)
+        if old is None and isinstance(local, str):  # the common case, kept cheap
+            single: Sensor[Any] = Sensor(stype, local, description, units)
+            self.sensors.add(single)
+            self._mirrors[name] = (get_decoder(stype), (single,))
+            return
+        local_names = [local] if isinstance(local, str) else list(local)
+        if old is not None:
+            for sensor in old[1]:
+                if sensor.name not in local_names:
+                    self.sensors.discard(sensor)
+        sensors = []
+        for local_name in local_names:
+            mirror: Sensor[Any] = Sensor(stype, local_name, description, units)
+            self.sensors.add(mirror)
+            sensors.append(mirror)
+        self._mirrors[name] = (get_decoder(stype), tuple(sensors))
+
+    def sensor_removed(self, name: str) -> None:
+        entry = self._mirrors.pop(name, None)
+        if entry is not None:
+            for sensor in entry[1]:
+                self.sensors.discard(sensor)
+
+    def sensor_updated(
+        self, name: str, value: bytes, status: Sensor.Status, timestamp: float
+    ) -> None:
+        entry = self._mirrors.get(name)
+        if entry is None:
+            return
+        decoder, sensors = entry
+        try:
+            decoded = decoder(value)
+        except ValueError as exc:
+            if status.valid_value():
+                self.logger.warning("Bad value for sensor %s: %s", name, exc)
+                return
+            # No meaningful value comes with this status: keep the old one.
+            for sensor in sensors:
+                self.set_sensor_value(sensor, sensor.value, status, timestamp)
+            return
+        for sensor in sensors:
+            self.set_sensor_value(sensor, decoded, status, timestamp)
+
+    def state_updated(self, state: SyncState) -> None:
+        self.state = state
+        if state is SyncState.SYNCED:
+            self.synced.set()
+        else:
+            self.synced.clear()
+        if state in (SyncState.DISCONNECTED, SyncState.CLOSED):
+            now = time.time()
+            for sensor in self.sensors.values():
+                if sensor.status is not _UNREACHABLE:
+                    sensor.set_value(sensor.value, _UNREACHABLE, now)
 
 
 class _MonitorHost:
