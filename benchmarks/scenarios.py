@@ -539,6 +539,17 @@ async def watcher(python: str, quick: bool) -> Result:
     return result
 
 
+@scenario("watcher-add")
+async def watcher_add(python: str, quick: bool) -> Result:
+    """Add a second watcher to a client already mirroring 10k sensors."""
+    n_sensors = 10_000
+    async with RawServer(n_sensors) as raw:
+        args = ["watcher-add", "--port", str(raw.port), "--sensors", str(n_sensors)]
+        result = await run_impl_script(python, "impl_client.py", *args)
+    result["params"]["requests_seen"] = dict(raw.requests)
+    return result
+
+
 @scenario("connections")
 async def connections(python: str, quick: bool) -> Result:
     n = 500

@@ -41,7 +41,8 @@ class LoopbackOnlyAdmin:
     async def authorize(self, ctx: aiokatcp.RequestContext, name: str) -> bool:
         if name in self.ADMIN_REQUESTS and not ctx.conn.address.host.is_loopback:
             return False
-        return await super().authorize(ctx, name)  # type: ignore[misc]
+        allowed: bool = await super().authorize(ctx, name)  # type: ignore[misc]
+        return allowed
 
 
 class ReadOnlyByCertificate:
@@ -71,7 +72,8 @@ class ReadOnlyByCertificate:
         if name not in self.READ_ONLY_REQUESTS:
             if common_name(ctx.conn.peer_certificate) not in self.OPERATORS:
                 return False
-        return await super().authorize(ctx, name)  # type: ignore[misc]
+        allowed: bool = await super().authorize(ctx, name)  # type: ignore[misc]
+        return allowed
 
 
 class SecureDevice(LoopbackOnlyAdmin, ReadOnlyByCertificate, aiokatcp.DeviceServer):

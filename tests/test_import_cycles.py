@@ -6,15 +6,10 @@ import ast
 from pathlib import Path
 from typing import Dict, FrozenSet, List, Set
 
-import pytest
-
 PACKAGE = Path(__file__).resolve().parent.parent / "src" / "aiokatcp"
 
-#: Cycles other branches are removing. The lead deletes each entry when that branch merges.
-KNOWN = {
-    # issue 10 (client core) untangles the client modules.
-    frozenset({"_client_lifecycle", "_client_watcher", "client"}),
-}
+#: Known cycles (none: a new one fails the test).
+KNOWN: Set[FrozenSet[str]] = set()
 
 
 def _module_name(path: Path) -> str:
@@ -107,9 +102,3 @@ def test_server_modules_import_one_way() -> None:
 def test_no_import_cycles() -> None:
     cycles = [c for c in _cycles(_graph()) if c not in KNOWN]
     assert cycles == []
-
-
-@pytest.mark.parametrize("cycle", sorted(KNOWN, key=sorted))
-def test_known_cycles_still_exist(cycle: FrozenSet[str]) -> None:
-    """Fails once a listed cycle is gone, so the exception is removed with it."""
-    assert cycle in _cycles(_graph())

@@ -55,6 +55,7 @@ SEMI_PUBLIC = [
     ("server", "ClientConnection"),
     ("server", "DeviceServerMeta"),
     ("client", "ClientMeta"),
+    ("client", "ConnectAttempt"),
     ("tools.katcpcmd", "main"),
 ]
 

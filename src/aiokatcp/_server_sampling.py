@@ -24,29 +24,17 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from typing import Any, Callable, Dict, List, Optional, Protocol
+from typing import Any, Callable, Dict, Optional, Protocol
 
 from ._message import Message
 from ._sampling import SensorSampler
-from ._typeinfo import encode
+from ._sensor_wire import status_args
 from .sensor import Reading, Sensor
 
-__all__ = ["ClientSampling", "SamplingSink", "StatusCache", "ThreadSafeLoop", "status_args"]
+__all__ = ["ClientSampling", "SamplingSink", "StatusCache", "ThreadSafeLoop"]
 
 _INFORM = Message.Type.INFORM
-_ONE = b"1"
 _Observer = Callable[[Sensor[Any], Reading[Any]], None]
-
-
-def status_args(sensor: Sensor[Any], reading: Reading[Any]) -> List[bytes]:
-    """Arguments of ``#sensor-status``/``#sensor-value``: ``<ts> 1 <name> <status> <value>``."""
-    return [
-        float.__repr__(reading.timestamp).encode("ascii"),
-        _ONE,
-        sensor.name.encode("utf-8"),
-        encode(reading.status),
-        encode(reading.value),
-    ]
 
 
 class StatusCache:

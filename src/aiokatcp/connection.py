@@ -339,6 +339,10 @@ class Connection(asyncio.BufferedProtocol):
         else:
             self._gather(data)
 
+    def write_soon(self, data: bytes) -> None:
+        """Public name of :meth:`_write_soon` (for the client's concurrent requests)."""
+        self._write_soon(data)
+
     def _scheduled_flush(self) -> None:
         self._flush_scheduled = False
         if self._corked and not self._cork_depth:

@@ -28,9 +28,10 @@ from ._codec import DEFAULT_LIMIT
 from ._handlers import collect_handlers, get_request_timeout_hint, request_timeout_hint
 from ._message import Message
 from ._sampling import SensorSampler
+from ._sensor_wire import sensor_list_args, status_args
 from ._server_base import ServerBase, ServerLogHandler
 from ._server_conn import ClientConnection
-from ._server_sampling import ClientSampling, status_args
+from ._server_sampling import ClientSampling
 from ._server_sched import RequestContext
 from ._server_sensors import Resolved, resolve_sampling, select_sensors
 from ._typeinfo import encode
@@ -375,10 +376,7 @@ class DeviceServer(ServerBase, metaclass=DeviceServerMeta):
             A sensor name, or ``/regex/`` to list every sensor whose name
             matches (``re.search``); all sensors if omitted.
         """
-        ctx.informs(
-            (sensor.name, sensor.description, sensor.units, sensor.type_name, *sensor.params)
-            for sensor in select_sensors(self.sensors, name)
-        )
+        ctx.informs(sensor_list_args(sensor) for sensor in select_sensors(self.sensors, name))
 
     async def request_sensor_value(self, ctx: RequestContext, name: Optional[str] = None) -> None:
         """Report current sensor readings (timestamp, status and value).
