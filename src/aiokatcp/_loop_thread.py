@@ -229,7 +229,9 @@ class LoopThread:
     def _live_loop(self) -> asyncio.AbstractEventLoop:
         loop = self._loop
         if self._closed or loop is None or loop.is_closed():
-            raise RuntimeError("LoopThread is closed" if self._closed else "LoopThread is not started")
+            raise RuntimeError(
+                "LoopThread is closed" if self._closed else "LoopThread is not started"
+            )
         return loop
 
     def _check_not_loop_thread(self, what: str) -> None:
