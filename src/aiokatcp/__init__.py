@@ -1,6 +1,7 @@
 """aiokatcp: a pure-asyncio implementation of KATCP, the Karoo Array Telescope Control Protocol."""
 
 from . import adjtimex, client, connection, core, sensor, server, time_sync
+from ._blocking_client import BlockingClient
 from ._loop_thread import LoopThread
 from ._version import __version__
 from .client import AbstractSensorWatcher, Client, ProtocolError, SensorWatcher, SyncState
@@ -40,6 +41,7 @@ __all__ = [
     "AbstractSensorWatcher",
     "Address",
     "AggregateSensor",
+    "BlockingClient",
     "Client",
     "ClockState",
     "Connection",
