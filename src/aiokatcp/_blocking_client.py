@@ -14,7 +14,7 @@ import builtins
 import concurrent.futures
 import logging
 import threading
-from typing import Any, Callable, Coroutine, FrozenSet, List, Optional, Tuple, TypeVar, cast
+from typing import Any, Callable, Coroutine, FrozenSet, List, Optional, Set, Tuple, TypeVar, cast
 
 from ._loop_thread import LoopThread
 from ._message import Message
@@ -72,6 +72,7 @@ class BlockingClient:
         self.port = port
         self.timeout = timeout
         self._closed = False
+        self._inflight: Set[asyncio.Task[Any]] = set()  # requests running (loop thread only)
         self._close_lock = threading.Lock()
         self._loop_thread = LoopThread(name=f"aiokatcp-blocking-{host}:{port}").start()
         try:
@@ -110,6 +111,11 @@ class BlockingClient:
     async def _aclose(self) -> None:
         self._client.close()
         await self._client.wait_closed()
+        # Let the calls in flight see the closed client and fail with a clear error
+        # (they do so at once) before the loop stops and would cancel them.
+        inflight = [task for task in self._inflight if not task.done()]
+        if inflight:
+            await asyncio.wait(inflight, timeout=_CLOSE_TIMEOUT)
 
     def __enter__(self) -> BlockingClient:
         return self
@@ -151,7 +157,10 @@ class BlockingClient:
         Exception
             the connection error if the client gives up (``auto_reconnect=False``)
         """
-        self._wait(self._in_time(self._client.wait_connected(), timeout, "connection"))
+        self._wait(self._wait_connected(timeout))
+
+    async def _wait_connected(self, timeout: Optional[float]) -> None:
+        await self._in_time(self._client.wait_connected(), timeout, "connection")
 
     # -- requests -----------------------------------------------------------------------------
 
@@ -252,6 +261,27 @@ class BlockingClient:
         inform_cb: Optional[Callable[[Message], None]] = None,
     ) -> Any:
         """Wait (within `timeout`) for a connection if needed, then send the request."""
+        task = asyncio.current_task()
+        if task is not None:
+            self._inflight.add(task)
+        try:
+            return await self._request_now(name, args, timeout, raw, inform_cb)
+        except ConnectionError as exc:
+            if self._closed:
+                raise ConnectionAbortedError(f"BlockingClient was closed during ?{name}") from exc
+            raise
+        finally:
+            if task is not None:
+                self._inflight.discard(task)
+
+    async def _request_now(
+        self,
+        name: str,
+        args: Tuple[Any, ...],
+        timeout: Optional[float],
+        raw: bool,
+        inform_cb: Optional[Callable[[Message], None]],
+    ) -> Any:
         if timeout is None:
             timeout = self.timeout
         client = self._client
