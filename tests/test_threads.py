@@ -161,3 +161,13 @@ def test_device_server_started_and_stopped_from_sync_code() -> None:
             reply, _ = client.request("watchdog")
             assert reply == []
         lt.run(server.stop())
+
+
+def test_threaded_tests_get_a_real_loop() -> None:
+    # The async tests' virtual-clock loop cannot do real sockets or threads; if a
+    # global policy ever made new_event_loop() return one, these tests would be void.
+    import async_solipsism
+
+    with aiokatcp.LoopThread() as lt:
+        assert not isinstance(lt.loop, async_solipsism.EventLoop)
+        assert lt.call(asyncio.get_running_loop) is lt.loop
