@@ -200,7 +200,7 @@ def _handed_to_loop(loop: asyncio.AbstractEventLoop, fn: Callable[..., Any], *ar
         running: Optional[asyncio.AbstractEventLoop] = asyncio.get_running_loop()
     except RuntimeError:
         running = None
-    if running is loop or not loop.is_running():
+    if running is loop:
         return False
     loop.call_soon_threadsafe(fn, *args)
     return True

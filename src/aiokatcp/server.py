@@ -764,7 +764,7 @@ class DeviceServer(SensorRequests, StandardRequests, metaclass=DeviceServerMeta)
 
     def mass_inform(self, name: str, *args: Any) -> None:
         """Send an asynchronous inform to every client (slow clients are dropped)."""
-        if asyncio._get_running_loop() is not self.loop and self.loop.is_running():  # SHIM
+        if asyncio._get_running_loop() is not self.loop:  # SHIM (issue-9): from another thread
             self.loop.call_soon_threadsafe(self.mass_inform, name, *args)
             return
         data = bytes(Message.inform(name, *args))
