@@ -284,10 +284,6 @@ class RequestContext:
         self._check_not_replied()
         self._send_reply([encode(arg) for arg in args])
 
-    def make_reply(self, *args: Any) -> Message:
-        """SHIM (issue-9): a reply to this request (name and id copied), for returning."""
-        return Message.reply_to_request(self.req, *args)
-
     def inform(self, *args: Any) -> None:
         """Send one inform belonging to this request (sent before the reply).
 

@@ -715,10 +715,6 @@ class DeviceServer(SensorRequests, StandardRequests, metaclass=DeviceServerMeta)
                 args = [_OK]
             elif type(result) is tuple:
                 args = [_OK, *[encode(value) for value in result]]
-            elif isinstance(result, Message):  # SHIM (issue-9): a reply built with make_reply
-                if result.name != ctx.req.name or result.mid != ctx.req.mid:
-                    raise ValueError(f"handler for {ctx.req.name} returned {result!r}")
-                args = list(result.arguments)
             else:
                 args = [_OK, encode(result)]
         except Exception as exc:  # e.g. a value of an unregistered type
