@@ -17,7 +17,6 @@ from collections import deque
 from typing import (
     TYPE_CHECKING,
     Any,
-    Callable,
     Coroutine,
     Deque,
     Dict,
@@ -194,18 +193,6 @@ class ClientConnection(Connection):
         _server_sensors.sensor_update(self, s, reading)
 
 
-def _handed_to_loop(loop: asyncio.AbstractEventLoop, fn: Callable[..., Any], *args: Any) -> bool:
-    """SHIM (issue-9 builds thread safety): run `fn` on `loop` if called off its thread."""
-    try:
-        running: Optional[asyncio.AbstractEventLoop] = asyncio.get_running_loop()
-    except RuntimeError:
-        running = None
-    if running is loop:
-        return False
-    loop.call_soon_threadsafe(fn, *args)
-    return True
-
-
 class RequestContext:
     """What a request handler uses to answer its request.
 
@@ -279,8 +266,6 @@ class RequestContext:
         RuntimeError
             if the request has already been replied to
         """
-        if _handed_to_loop(self.conn.owner.loop, self.reply, *args):  # SHIM (issue-9)
-            return
         self._check_not_replied()
         self._send_reply([encode(arg) for arg in args])
 
@@ -292,8 +277,6 @@ class RequestContext:
         RuntimeError
             if the request has already been replied to
         """
-        if _handed_to_loop(self.conn.owner.loop, self.inform, *args):  # SHIM (issue-9)
-            return
         self._check_not_replied()
         req = self.req
         self.conn._write(

@@ -124,9 +124,6 @@ class _ClientSampling:
 
         def observer(sensor: Sensor[Any], reading: Reading[Any]) -> None:
             nonlocal corked
-            if asyncio._get_running_loop() is not loop:  # SHIM (issue-9): set_value off-thread
-                loop.call_soon_threadsafe(observer, sensor, reading)
-                return
             data = cache.get(sensor, reading)
             if not corked:
                 corked = True

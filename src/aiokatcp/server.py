@@ -760,9 +760,6 @@ class DeviceServer(SensorRequests, StandardRequests, metaclass=DeviceServerMeta)
 
     def mass_inform(self, name: str, *args: Any) -> None:
         """Send an asynchronous inform to every client (slow clients are dropped)."""
-        if asyncio._get_running_loop() is not self.loop:  # SHIM (issue-9): from another thread
-            self.loop.call_soon_threadsafe(self.mass_inform, name, *args)
-            return
         data = bytes(Message.inform(name, *args))
         for conn in list(self._connections):
             conn.write_async_bytes(data)
