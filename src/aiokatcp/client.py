@@ -583,9 +583,8 @@ class Client(metaclass=ClientMeta):
                 self._detected_v4()
             self.handle_inform(msg)
         elif mtype is _REPLY:
-            if not self._tracker.handle_reply(msg):  # SHIM (issue-10): reply_<name> dispatch
-                handler = getattr(self, "reply_" + msg.name.replace("-", "_"), None)
-                (handler or self.unhandled_reply)(msg)
+            if not self._tracker.handle_reply(msg):
+                self.logger.debug("Dropping unexpected or late reply: %s", msg)
         else:
             self.logger.info("Ignoring request sent by the server: %s", msg)
 
@@ -635,16 +634,6 @@ class Client(metaclass=ClientMeta):
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
-
-    def send_message(self, msg: Message) -> None:
-        """SHIM (issue-10): send a prebuilt message without waiting for a reply."""
-        if self._conn is None:
-            raise BrokenPipeError("Not connected")
-        self._conn.write_message(msg)
-
-    def unhandled_reply(self, msg: Message) -> None:
-        """SHIM (issue-10): a reply no caller waits for, with no ``reply_<name>`` method."""
-        self.logger.debug("Dropping unexpected or late reply: %s", msg)
 
     def unhandled_inform(self, msg: Message) -> None:
         """Called for an asynchronous inform with no ``inform_*`` method.
