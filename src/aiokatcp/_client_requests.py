@@ -40,7 +40,7 @@ ReplyAndInforms = Tuple[Message, List[Message]]
 class PendingRequest:
     """One request waiting for its reply."""
 
-    __slots__ = ("abandoned", "future", "inform_callback", "informs", "mid", "name")
+    __slots__ = ("abandoned", "future", "informs", "mid", "name")
 
     def __init__(
         self, name: str, mid: Optional[int], future: asyncio.Future[ReplyAndInforms]
@@ -52,7 +52,6 @@ class PendingRequest:
         #: The caller stopped waiting (timeout or cancellation); the entry only
         #: waits to swallow its late reply.
         self.abandoned = False
-        self.inform_callback: Optional[Callable[[Message], None]] = None  # SHIM (issue-10)
 
 
 class RequestTracker:
@@ -146,8 +145,6 @@ class RequestTracker:
             req = queue[0]
         if not req.abandoned:
             req.informs.append(msg)
-            if req.inform_callback is not None:  # SHIM (issue-10 builds inform_callback)
-                req.inform_callback(msg)
         return True
 
     def fail_all(self, make_exc: Callable[[], BaseException]) -> None:

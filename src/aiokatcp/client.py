@@ -364,11 +364,7 @@ class Client(metaclass=ClientMeta):
     # -- requests ----------------------------------------------------------------------------
 
     async def request_raw(
-        self,
-        name: str,
-        *args: Any,
-        timeout: Optional[float] = None,
-        inform_callback: Optional[Callable[[Message], None]] = None,
+        self, name: str, *args: Any, timeout: Optional[float] = None
     ) -> ReplyAndInforms:
         """Send a request and return its reply and informs, whatever the reply code.
 
@@ -399,21 +395,17 @@ class Client(metaclass=ClientMeta):
         if timeout is None:
             timeout = self._timeout_hints.get(name)
         if self._mid_support:
-            return await self._send_request(name, args, timeout, inform_callback)
+            return await self._send_request(name, args, timeout)
         # Without message ids only one request is outstanding at a time (katcp-protocol §3.4).
         if self._request_lock is None:
             self._request_lock = asyncio.Lock()
         async with self._request_lock:
             if self._state is not State.CONNECTED:
                 raise BrokenPipeError("Not connected")
-            return await self._send_request(name, args, timeout, inform_callback)
+            return await self._send_request(name, args, timeout)
 
     async def request(
-        self,
-        name: str,
-        *args: Any,
-        timeout: Optional[float] = None,
-        inform_callback: Optional[Callable[[Message], None]] = None,
+        self, name: str, *args: Any, timeout: Optional[float] = None
     ) -> Tuple[List[bytes], List[Message]]:
         """Send a request and return the reply arguments after ``ok``, and the informs.
 
@@ -426,7 +418,7 @@ class Client(metaclass=ClientMeta):
         BrokenPipeError, ConnectionResetError, asyncio.TimeoutError
             see :meth:`request_raw`
         """
-        if self._mid_support and self._state is _CONNECTED and inform_callback is None:
+        if self._mid_support and self._state is _CONNECTED:
             # The common case, inlined (one coroutine per request instead of three):
             # what request_raw does with message ids, without its lock.
             if timeout is None:
@@ -442,25 +434,18 @@ class Client(metaclass=ClientMeta):
                 if handle is not None:
                     handle.cancel()
         else:
-            reply, informs = await self.request_raw(
-                name, *args, timeout=timeout, inform_callback=inform_callback
-            )
+            reply, informs = await self.request_raw(name, *args, timeout=timeout)
         reply_args = reply.arguments
         if reply_args and reply_args[0] == b"ok":
             return reply_args[1:], informs
         raise reply_error(name, reply_args)
 
     async def _send_request(
-        self,
-        name: str,
-        args: Tuple[Any, ...],
-        timeout: Optional[float],
-        inform_callback: Optional[Callable[[Message], None]] = None,
+        self, name: str, args: Tuple[Any, ...], timeout: Optional[float]
     ) -> ReplyAndInforms:
         """Send one request on the current connection (no state or lock checks)."""
         tracker = self._tracker
         req, handle = self._start_request(name, args, timeout)
-        req.inform_callback = inform_callback  # SHIM (issue-10)
         try:
             return await req.future
         except BaseException:
