@@ -1,6 +1,8 @@
 """aiokatcp: a pure-asyncio implementation of KATCP, the Karoo Array Telescope Control Protocol."""
 
 from . import adjtimex, client, connection, core, sensor, server, time_sync
+from ._blocking_client import BlockingClient
+from ._loop_thread import LoopThread
 from ._version import __version__
 from .client import AbstractSensorWatcher, Client, ProtocolError, SensorWatcher, SyncState
 from .connection import Connection, FailReply, InvalidReply
@@ -39,6 +41,7 @@ __all__ = [
     "AbstractSensorWatcher",
     "Address",
     "AggregateSensor",
+    "BlockingClient",
     "Client",
     "ClockState",
     "Connection",
@@ -47,6 +50,7 @@ __all__ = [
     "FailReply",
     "InvalidReply",
     "KatcpSyntaxError",
+    "LoopThread",
     "Message",
     "Now",
     "ProtocolError",
