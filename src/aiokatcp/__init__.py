@@ -18,6 +18,8 @@ from .core import (
     get_type,
     register_type,
 )
+from .group import DeviceGroup, GroupResult, QuorumTimeout
+from .remote import DeviceState, InspectionError, RemoteDevice, RemoteSensor
 from .sensor import (
     AggregateSensor,
     Reading,
@@ -42,15 +44,22 @@ __all__ = [
     "Client",
     "ClockState",
     "Connection",
+    "DeviceGroup",
     "DeviceServer",
+    "DeviceState",
     "DeviceStatus",
     "FailReply",
+    "GroupResult",
+    "InspectionError",
     "InvalidReply",
     "KatcpSyntaxError",
     "Message",
     "Now",
     "ProtocolError",
+    "QuorumTimeout",
     "Reading",
+    "RemoteDevice",
+    "RemoteSensor",
     "RequestContext",
     "Sensor",
     "SensorSampler",

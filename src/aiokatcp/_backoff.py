@@ -20,7 +20,7 @@ def backoff_delays(
     jitter: float = 0.5,
     rand: Callable[[], float] = random.random,
 ) -> Iterator[float]:
-    """Yield delay i = min(maximum, initial * factor**i) times a random factor in [1 - jitter, 1]."""
+    """Yield delay i = min(maximum, initial * factor**i) times a random factor in [1-jitter, 1]."""
     base = initial
     while True:
         yield min(maximum, base) * (1.0 - jitter * rand())
