@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import inspect
 import logging
 import re
 import time
@@ -59,6 +60,8 @@ __all__ = [
 
 logger = logging.getLogger("aiokatcp.remote")
 
+#: Whether Client.request takes `timeout` (2.3's does not: then asyncio.wait_for imposes it).
+_REQUEST_TAKES_TIMEOUT = "timeout" in inspect.signature(Client.request).parameters
 #: A sensor listener: called with the sensor and its new reading.
 Listener = Callable[["RemoteSensor", Reading[Any]], None]
 
@@ -651,6 +654,8 @@ class RemoteDevice:
             timeout = self.request_timeout(name)
         if timeout is None:
             return await self.client.request(name, *args)
+        if _REQUEST_TAKES_TIMEOUT:
+            return await self.client.request(name, *args, timeout=timeout)
         try:
             return await asyncio.wait_for(self.client.request(name, *args), timeout)
         except asyncio.TimeoutError:
