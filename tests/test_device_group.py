@@ -1,0 +1,114 @@
+"""DeviceGroup against real DeviceServers: group requests, quorum and grace with one member down."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import AsyncIterator, List
+
+import pytest
+
+from aiokatcp import DeviceGroup, FailReply, GroupResult, QuorumTimeout, RemoteDevice
+from test_remote_device import Dish, Mode, port_of
+
+DOWN_PORT = 1  # nothing listens here: that member never connects
+
+
+@pytest.fixture
+async def dishes() -> AsyncIterator[List[Dish]]:
+    servers = [Dish() for _ in range(3)]
+    for server in servers:
+        await server.start()
+    yield servers
+    for server in servers:
+        await server.stop()
+
+
+@pytest.fixture
+async def group(dishes: List[Dish]) -> AsyncIterator[DeviceGroup]:
+    members = {f"m{i}": ("127.0.0.1", port_of(server)) for i, server in enumerate(dishes)}
+    members["down"] = ("127.0.0.1", DOWN_PORT)
+    async with DeviceGroup(members) as group:
+        await group.wait_synced(timeout=30, quorum=3)
+        yield group
+
+
+async def test_members_and_subgroups(group: DeviceGroup) -> None:
+    assert list(group) == ["m0", "m1", "m2", "down"]
+    assert len(group) == 4 and "m1" in group
+    assert isinstance(group["m1"], RemoteDevice) and group["m1"].synced
+    west = group.add_subgroup("west", ["m0", "m1"])
+    assert group.subgroups["west"] is west
+    assert list(west) == ["m0", "m1"] and west["m0"] is group["m0"]
+    with pytest.raises(KeyError, match="nonesuch"):
+        group.subgroup("m0", "nonesuch")
+    result = await west.request("point", 5)
+    assert result.ok and sorted(result.succeeded) == ["m0", "m1"]
+
+
+async def test_wait_synced_names_the_laggard(group: DeviceGroup) -> None:
+    with pytest.raises(
+        QuorumTimeout, match=r"3 of 4 members synced .*down \(DISCONNECTED\)"
+    ) as info:
+        await group.wait_synced(timeout=2)
+    assert info.value.met == ["m0", "m1", "m2"] and info.value.needed == 4
+
+
+async def test_request_collects_replies_and_failures(group: DeviceGroup) -> None:
+    result = await group.request("point", 30.0, timeout=5)
+    assert isinstance(result, GroupResult)
+    assert result.succeeded == {name: [b"pointing", b"30.0"] for name in ("m0", "m1", "m2")}
+    assert list(result.failed) == ["down"]
+    assert isinstance(result["down"], ConnectionError)
+    assert not result.ok and len(result) == 4
+    failing = await group.request("break")
+    assert all(isinstance(failing[name], FailReply) for name in ("m0", "m1", "m2"))
+
+
+async def test_quorum_with_one_member_down(dishes: List[Dish], group: DeviceGroup) -> None:
+    await group.request("point", 10.0)
+    met = await group.wait("drive.mode", "tracking", timeout=10, quorum=0.75)
+    assert met == ["m0", "m1", "m2"]
+    met = await group.wait("drive.mode", Mode.TRACKING, timeout=10, quorum=2)
+    assert len(met) >= 2
+    with pytest.raises(QuorumTimeout, match=r"3 of 4 members met .*needed 4") as info:
+        await group.wait("drive.mode", "tracking", timeout=5)  # default quorum: all
+    assert info.value.met == ["m0", "m1", "m2"]
+    assert await group.wait("drive.azim", lambda r: r.value == 10.0, timeout=5, quorum=3) == [
+        "m0",
+        "m1",
+        "m2",
+    ]
+
+
+async def test_grace_waits_for_stragglers(dishes: List[Dish], group: DeviceGroup) -> None:
+    loop = asyncio.get_running_loop()
+
+    def set_mode(index: int, mode: Mode) -> None:
+        dishes[index].sensors["drive.mode"].value = mode
+
+    set_mode(0, Mode.STOWED)
+    set_mode(1, Mode.STOWED)
+    loop.call_later(3.0, set_mode, 2, Mode.STOWED)  # within the grace period
+    start = loop.time()
+    met = await group.wait("drive.mode", "stowed", timeout=10, quorum=2, grace=5.0)
+    assert met == ["m0", "m1", "m2"]
+    # Quorum at once, then the grace period ran out waiting for "down".
+    assert loop.time() - start == pytest.approx(5.0, abs=0.1)
+
+    for index in range(3):
+        set_mode(index, Mode.IDLE)
+    await group.wait("drive.mode", "idle", timeout=10, quorum=3)
+    set_mode(0, Mode.TRACKING)
+    set_mode(1, Mode.TRACKING)
+    handle = loop.call_later(4.0, set_mode, 2, Mode.TRACKING)
+    met = await group.wait("drive.mode", "tracking", timeout=10, quorum=2, grace=1.0)
+    assert met == ["m0", "m1"]  # m2 came too late for the grace period
+    handle.cancel()
+
+
+async def test_group_with_existing_devices(dishes: List[Dish]) -> None:
+    async with RemoteDevice.connect("127.0.0.1", port_of(dishes[0])) as dev:
+        async with DeviceGroup({"mine": dev, "other": ("127.0.0.1", port_of(dishes[1]))}) as group:
+            assert await group.wait_synced(timeout=10) == ["mine", "other"]
+        assert dev.synced  # not closed by the group: its creator owns it
+        assert group["other"].state is RemoteDevice.State.CLOSED
