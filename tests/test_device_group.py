@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import importlib.util
+import io
+import os
 from typing import AsyncIterator, List
 
 import pytest
@@ -10,6 +14,7 @@ import pytest
 from aiokatcp import DeviceGroup, FailReply, GroupResult, QuorumTimeout, RemoteDevice
 from test_remote_device import Dish, Mode, port_of
 
+EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
 DOWN_PORT = 1  # nothing listens here: that member never connects
 
 
@@ -112,3 +117,17 @@ async def test_group_with_existing_devices(dishes: List[Dish]) -> None:
             assert await group.wait_synced(timeout=10) == ["mine", "other"]
         assert dev.synced  # not closed by the group: its creator owns it
         assert group["other"].state is RemoteDevice.State.CLOSED
+
+
+async def test_dishes_example() -> None:
+    """The docs' example (examples/dishes.py): one broken dish is left out, the rest track."""
+    spec = importlib.util.spec_from_file_location("example_dishes", f"{EXAMPLES}/dishes.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        tracking = await module.main(5)
+    assert tracking == ["m000", "m001", "m002", "m003"]
+    assert "left out: m004" in out.getvalue()
+    assert "'m003': 'Jupiter'" in out.getvalue()
