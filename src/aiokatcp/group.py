@@ -93,18 +93,18 @@ class QuorumTimeout(asyncio.TimeoutError):
 class DeviceGroup:
     """A named collection of :class:`~aiokatcp.RemoteDevice`\\ s.
 
-    Parameters
-    ----------
-    members
-        Member name → ``(host, port)`` (the group creates, and closes, a
-        :class:`~aiokatcp.RemoteDevice`) or an existing device (left open
-        by :meth:`close`: its creator owns it).
-    **device_kwargs
-        Passed to each :class:`~aiokatcp.RemoteDevice` the group creates.
-
     Use ``async with DeviceGroup(...) as group:`` or call :meth:`close` and
     :meth:`wait_closed`. ``group["name"]`` is a member, iteration gives the
     member names in order.
+
+    Parameters
+    ----------
+    members
+        Member name → ``(host, port)`` (the group creates, and closes,
+        a device for it) or an existing :class:`~aiokatcp.RemoteDevice`
+        (left open by :meth:`close`: its creator owns it).
+    **device_kwargs
+        Passed to each :class:`~aiokatcp.RemoteDevice` the group creates.
     """
 
     def __init__(self, members: Mapping[str, MemberSpec], **device_kwargs: Any) -> None:
