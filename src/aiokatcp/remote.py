@@ -278,16 +278,25 @@ class _Watcher(SensorWatcher):
         self, name: str, description: str, units: str, type_name: str, *args: bytes
     ) -> None:
         super().sensor_added(name, description, units, type_name, *args)
-        mirror = self.sensors.get(name)
-        if mirror is not None:
-            self._device._sensor_added(name, description, units, type_name, mirror)
+        if name in self.sensors:
+            self._device._sensor_added(name, description, units, type_name)
 
     def sensor_removed(self, name: str) -> None:
         super().sensor_removed(name)
         self._device._sensor_removed(name)
 
+    def set_sensor_value(
+        self, sensor: Sensor[Any], value: Any, status: _Status, timestamp: float
+    ) -> None:
+        super().set_sensor_value(sensor, value, status, timestamp)
+        self._device._sensor_reading(sensor.name, sensor.reading)
+
     def state_updated(self, state: SyncState) -> None:
         super().state_updated(state)
+        if state in (SyncState.DISCONNECTED, SyncState.CLOSED):
+            # The base class marked the mirrors unreachable: pass that on.
+            for sensor in self.sensors.values():
+                self._device._sensor_reading(sensor.name, sensor.reading)
         self._device._watcher_state(state)
 
 
@@ -696,15 +705,17 @@ class RemoteDevice:
             and (status is None or sensor.status in status)
         ]
 
-    def _sensor_added(
-        self, name: str, description: str, units: str, type_name: str, mirror: Sensor[Any]
-    ) -> None:
+    def _sensor_added(self, name: str, description: str, units: str, type_name: str) -> None:
         sensor = self._sensor(name)
         sensor.description = description
         sensor.units = units
         sensor.type_name = type_name
         sensor._exists = True
-        mirror.attach(lambda _mirror, reading: sensor._update(reading))
+
+    def _sensor_reading(self, name: str, reading: Reading[Any]) -> None:
+        sensor = self._sensors.get(name)
+        if sensor is not None:
+            sensor._update(reading)
 
     def _sensor_removed(self, name: str) -> None:
         sensor = self._sensors.get(name)
