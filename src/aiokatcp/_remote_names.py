@@ -1,4 +1,4 @@
-"""Pure rules of the high-level client: Python names, ``?help`` parsing, matching, quorums.
+"""Pure parts of the high-level client: states, names, ``?help`` parsing, matching, quorums.
 
 No I/O here (and no asyncio): :mod:`aiokatcp.remote` and :mod:`aiokatcp.group`
 use these with live data, the tests with literal inputs.
@@ -6,6 +6,7 @@ use these with live data, the tests with literal inputs.
 
 from __future__ import annotations
 
+import enum
 import keyword
 import math
 from typing import Any, Callable, Dict, Iterable, Union
@@ -14,7 +15,40 @@ from ._message import Message
 from ._typeinfo import encode
 from .sensor import Reading
 
-__all__ = ["Condition", "matches", "parse_help", "python_name", "quorum_count"]
+__all__ = [
+    "Condition",
+    "DeviceState",
+    "InspectionError",
+    "matches",
+    "parse_help",
+    "python_name",
+    "quorum_count",
+]
+
+
+class DeviceState(enum.Enum):
+    """Where a :class:`RemoteDevice` is in its life."""
+
+    DISCONNECTED = 1  #: not connected (sensor readings are stale, status ``unreachable``)
+    SYNCING = 2  #: connected; requests and sensors are being inspected
+    SYNCED = 3  #: requests and sensors are known, sensors subscribed, strategies applied
+    FAILED = 4  #: connected, but the last inspection failed (retried with back-off)
+    CLOSED = 5  #: closed for good
+
+
+class InspectionError(Exception):
+    """Inspecting a device failed: ``?help``, ``?request-timeout-hint`` or the sensor sync.
+
+    The message names the step; ``__cause__`` is the underlying
+    :exc:`~aiokatcp.FailReply`, :exc:`~aiokatcp.InvalidReply` or
+    :exc:`asyncio.TimeoutError`.
+    """
+
+
+# Public as aiokatcp.remote.DeviceState / InspectionError (defined here so that every
+# high-level module can use them without importing the device).
+DeviceState.__module__ = "aiokatcp.remote"
+InspectionError.__module__ = "aiokatcp.remote"
 
 #: What :meth:`RemoteSensor.wait` accepts: a value to compare with, or a predicate on the reading.
 Condition = Union[Callable[[Reading[Any]], bool], Any]

@@ -23,7 +23,6 @@ import enum
 import inspect
 import logging
 import re
-import time
 from typing import (
     Any,
     Awaitable,
@@ -44,7 +43,8 @@ from typing import (
 from ._backoff import backoff_delays
 from ._client_helpers import parse_timeout_hints
 from ._message import Message
-from ._remote_names import Condition, matches, parse_help, python_name
+from ._remote_names import DeviceState, InspectionError, parse_help, python_name
+from ._remote_sensor import RemoteSensor
 from .client import Client, SensorWatcher, SyncState
 from .exceptions import FailReply, InvalidReply
 from .sensor import Reading, Sensor, _Status  # _Status: the type of Sensor.Status, for typing
@@ -62,201 +62,6 @@ logger = logging.getLogger("aiokatcp.remote")
 
 #: Whether Client.request takes `timeout` (2.3's does not: then asyncio.wait_for imposes it).
 _REQUEST_TAKES_TIMEOUT = "timeout" in inspect.signature(Client.request).parameters
-#: A sensor listener: called with the sensor and its new reading.
-Listener = Callable[["RemoteSensor", Reading[Any]], None]
-
-
-class DeviceState(enum.Enum):
-    """Where a :class:`RemoteDevice` is in its life."""
-
-    DISCONNECTED = 1  #: not connected (sensor readings are stale, status ``unreachable``)
-    SYNCING = 2  #: connected; requests and sensors are being inspected
-    SYNCED = 3  #: requests and sensors are known, sensors subscribed, strategies applied
-    FAILED = 4  #: connected, but the last inspection failed (retried with back-off)
-    CLOSED = 5  #: closed for good
-
-
-class InspectionError(Exception):
-    """Inspecting a device failed: ``?help``, ``?request-timeout-hint`` or the sensor sync.
-
-    The message names the step; ``__cause__`` is the underlying
-    :exc:`~aiokatcp.FailReply`, :exc:`~aiokatcp.InvalidReply` or
-    :exc:`asyncio.TimeoutError`.
-    """
-
-
-class RemoteSensor:
-    """One sensor of a remote device, kept by name.
-
-    The object lives as long as the :class:`RemoteDevice`: listeners and a
-    sampling strategy set on it stay when the sensor disappears from the
-    device and apply again when it comes back (or when it first appears: a
-    sensor object can be obtained with ``dev.sensor["name"]`` before the
-    device has such a sensor).
-
-    Attributes
-    ----------
-    name : str
-        The sensor's KATCP name.
-    description, units, type_name : str
-        From ``?sensor-list`` (empty until the sensor has been seen).
-    reading : Optional[Reading]
-        The latest reading (``None`` before the first one). While the device
-        is disconnected its status is ``unreachable`` (the value is kept).
-    received_timestamp : Optional[float]
-        Local :func:`time.time` when :attr:`reading` arrived.
-    """
-
-    def __init__(self, device: RemoteDevice, name: str) -> None:
-        self.device = device
-        self.name = name
-        self.description = ""
-        self.units = ""
-        self.type_name = ""
-        self.reading: Optional[Reading[Any]] = None
-        self.received_timestamp: Optional[float] = None
-        self._exists = False
-        self._listeners: List[Listener] = []
-        self._waiters: List[Tuple[Condition, asyncio.Future[Reading[Any]]]] = []
-        self._strategy: Optional[Tuple[str, Tuple[Any, ...]]] = None
-
-    def __repr__(self) -> str:
-        return f"<RemoteSensor {self.name!r} {self.reading!r}>"
-
-    @property
-    def python_name(self) -> str:
-        """The attribute name under :attr:`RemoteDevice.sensor`."""
-        return python_name(self.name)
-
-    @property
-    def exists(self) -> bool:
-        """Whether the device currently has this sensor (as of the last sync)."""
-        return self._exists
-
-    @property
-    def value(self) -> Any:
-        """The value of the latest reading (``None`` before the first one)."""
-        return None if self.reading is None else self.reading.value
-
-    @property
-    def status(self) -> Optional[_Status]:
-        """The status of the latest reading (``None`` before the first one)."""
-        return None if self.reading is None else self.reading.status
-
-    @property
-    def timestamp(self) -> Optional[float]:
-        """The device's timestamp of the latest reading (``None`` before the first one)."""
-        return None if self.reading is None else self.reading.timestamp
-
-    @property
-    def strategy(self) -> Optional[Tuple[str, Tuple[Any, ...]]]:
-        """The remembered ``(strategy, params)``, or ``None`` (the watcher's ``auto``)."""
-        return self._strategy
-
-    def add_listener(self, listener: Listener) -> None:
-        """Call ``listener(sensor, reading)`` on the loop for every new reading.
-
-        Exceptions from the listener are logged, not propagated.
-        """
-        self._listeners.append(listener)
-
-    def remove_listener(self, listener: Listener) -> None:
-        """Undo :meth:`add_listener` (no error if it is not registered)."""
-        if listener in self._listeners:
-            self._listeners.remove(listener)
-
-    async def wait(self, condition: Condition, timeout: Optional[float] = None) -> Reading[Any]:
-        """Wait until the sensor's reading satisfies `condition`; return that reading.
-
-        Parameters
-        ----------
-        condition
-            A predicate, called with each :class:`~aiokatcp.Reading`, or a
-            value: it matches a reading with a valid status (nominal, warn,
-            error) whose value is equal or encodes to the same KATCP bytes.
-        timeout
-            Seconds to wait (``None``: no limit). The current reading counts.
-
-        Raises
-        ------
-        asyncio.TimeoutError
-            if `timeout` expires first
-        """
-        if self.reading is not None and matches(self.reading, condition):
-            return self.reading
-        future: asyncio.Future[Reading[Any]] = asyncio.get_running_loop().create_future()
-        entry = (condition, future)
-        self._waiters.append(entry)
-        try:
-            if timeout is None:
-                return await future
-            try:
-                return await asyncio.wait_for(future, timeout)
-            except asyncio.TimeoutError:
-                raise asyncio.TimeoutError(
-                    f"sensor {self.name} of {self.device} did not meet the condition "
-                    f"within {timeout} s (last reading: {self.reading})"
-                ) from None
-        finally:
-            if entry in self._waiters:
-                self._waiters.remove(entry)
-
-    async def set_strategy(self, strategy: str, *params: Any) -> None:
-        """Use sampling `strategy` for this sensor, now and after every re-sync.
-
-        The strategy is remembered even if the sensor does not exist yet or
-        the device is not connected; it is then applied when the sensor
-        appears. Strategies and parameters are those of ``?sensor-sampling``
-        (``"event"``, ``"period", 0.5``, ``"event-rate", 1, 10``, ...).
-
-        Raises
-        ------
-        FailReply, InvalidReply
-            if the device rejects the strategy (it is then not remembered)
-        """
-        previous = self._strategy
-        self._strategy = (strategy, params)
-        if self._exists and self.device.state in (DeviceState.SYNCED, DeviceState.SYNCING):
-            try:
-                await self.device.client.request("sensor-sampling", self.name, strategy, *params)
-            except (FailReply, InvalidReply):
-                self._strategy = previous
-                raise
-            except ConnectionError:
-                pass  # remembered: applied after the reconnect
-
-    def drop_strategy(self) -> None:
-        """Forget the strategy set by :meth:`set_strategy`.
-
-        The device's current subscription is not changed; after the next
-        reconnect the sensor is sampled with ``auto`` again.
-        """
-        self._strategy = None
-
-    # -- fed by the device -------------------------------------------------------------------
-
-    def _update(self, reading: Reading[Any]) -> None:
-        self.reading = reading
-        self.received_timestamp = time.time()
-        for listener in list(self._listeners):
-            try:
-                listener(self, reading)
-            except Exception:
-                logger.exception("Exception in listener %r of sensor %s", listener, self.name)
-        for entry in list(self._waiters):
-            condition, future = entry
-            if future.done():
-                continue
-            try:
-                if matches(reading, condition):
-                    future.set_result(reading)
-            except Exception as exc:
-                future.set_exception(exc)
-
-    def _close(self) -> None:
-        for _, future in self._waiters:
-            if not future.done():
-                future.set_exception(ConnectionAbortedError(f"{self.device} was closed"))
 
 
 class _Watcher(SensorWatcher):
