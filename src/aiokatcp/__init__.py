@@ -1,6 +1,7 @@
 """aiokatcp: a pure-asyncio implementation of KATCP, the Karoo Array Telescope Control Protocol."""
 
 from . import adjtimex, client, connection, core, sensor, server, time_sync
+from ._loop_thread import LoopThread
 from ._version import __version__
 from .client import AbstractSensorWatcher, Client, ProtocolError, SensorWatcher, SyncState
 from .connection import Connection, FailReply, InvalidReply
@@ -53,6 +54,7 @@ __all__ = [
     "InspectionError",
     "InvalidReply",
     "KatcpSyntaxError",
+    "LoopThread",
     "Message",
     "Now",
     "ProtocolError",
