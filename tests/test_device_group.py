@@ -11,6 +11,7 @@ from typing import AsyncIterator, List
 
 import pytest
 
+import aiokatcp
 from aiokatcp import DeviceGroup, FailReply, GroupResult, QuorumTimeout, RemoteDevice
 from test_remote_device import Dish, Mode, port_of
 
@@ -131,3 +132,40 @@ async def test_dishes_example() -> None:
     assert tracking == ["m000", "m001", "m002", "m003"]
     assert "left out: m004" in out.getvalue()
     assert "'m003': 'Jupiter'" in out.getvalue()
+
+
+def test_blocking_device_group() -> None:
+    """Threaded use of a group: requests and quorum waits block; one member is down."""
+    with aiokatcp.LoopThread() as lt:
+
+        async def start() -> List[Dish]:
+            servers = [Dish() for _ in range(3)]
+            for server in servers:
+                await server.start()
+            return servers
+
+        servers = lt.run(start())
+        try:
+            members = {f"m{i}": ("127.0.0.1", port_of(s)) for i, s in enumerate(servers)}
+            members["down"] = ("127.0.0.1", DOWN_PORT)
+            with aiokatcp.BlockingDeviceGroup(members, loop_thread=lt) as group:
+                assert group.wait_synced(timeout=30, quorum=3) == ["m0", "m1", "m2"]
+                result = group.request("point", 3.0, timeout=5)
+                assert sorted(result.succeeded) == ["m0", "m1", "m2"]
+                assert list(result.failed) == ["down"]
+                assert group.wait("drive.mode", "tracking", timeout=10, quorum=0.75) == [
+                    "m0",
+                    "m1",
+                    "m2",
+                ]
+                assert group["m1"].sensor["drive.azim"].value == 3.0
+                sub = group.subgroup("m0", "m2")
+                assert list(sub) == ["m0", "m2"]
+                assert sub.request("break").failed.keys() == {"m0", "m2"}
+        finally:
+
+            async def stop() -> None:
+                for server in servers:
+                    await server.stop()
+
+            lt.run(stop())

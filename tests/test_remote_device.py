@@ -350,3 +350,50 @@ async def test_closed_device_wakes_waiters(dev: RemoteDevice) -> None:
 def test_public_names() -> None:
     for name in ("RemoteDevice", "RemoteSensor", "DeviceState", "InspectionError"):
         assert getattr(aiokatcp, name).__module__ == "aiokatcp.remote"
+
+
+# -- blocking proxy (threads) ----------------------------------------------------------------
+
+
+def test_blocking_remote_device() -> None:
+    """Threaded use: the device lives on a LoopThread, every call blocks (real sockets)."""
+    with aiokatcp.LoopThread() as lt:
+
+        async def start() -> Dish:
+            server = Dish()
+            await server.start()
+            return server
+
+        server = lt.run(start())
+        try:
+            port = port_of(server)
+            with aiokatcp.BlockingRemoteDevice.connect(
+                "127.0.0.1", port, loop_thread=lt, timeout=30
+            ) as dev:
+                assert dev.state is DeviceState.SYNCED
+                assert dev.req.point.__doc__ == "Point the dish to an azimuth (degrees)."
+                assert dev.req.point(7.5) == [b"pointing", b"7.5"]
+                with pytest.raises(FailReply, match="broken on purpose"):
+                    dev.req["break"]()
+                assert dev.sensor.drive_mode.wait("tracking", timeout=10).value == "tracking"
+                assert dev.sensor["drive.azim"].value == 7.5
+                seen: List[Reading] = []
+                fan = dev.sensor.fan_speed
+                fan.add_listener(lambda sensor, reading: seen.append(reading))
+                fan.set_strategy("event")
+                assert dev.request("sensor-sampling", "fan-speed")[0] == [b"fan-speed", b"event"]
+                lt.call(setattr, server.sensors["fan-speed"], "value", 42)
+                fan.wait(42, timeout=10)
+                assert seen[-1].value == 42
+                with pytest.raises(asyncio.TimeoutError):
+                    fan.wait(-1, timeout=0.05)
+                assert [s.name for s in dev.list_sensors(filter="fan")] == ["fan-speed"]
+
+                async def from_loop() -> None:
+                    with pytest.raises(RuntimeError):
+                        dev.req.point(1.0)
+
+                lt.run(from_loop())
+            assert dev.state is DeviceState.CLOSED
+        finally:
+            lt.run(server.stop())

@@ -21,6 +21,7 @@ from .core import (
 )
 from .group import DeviceGroup, GroupResult, QuorumTimeout
 from .remote import DeviceState, InspectionError, RemoteDevice, RemoteSensor
+from .remote_blocking import BlockingDeviceGroup, BlockingRemoteDevice, BlockingRemoteSensor
 from .sensor import (
     AggregateSensor,
     Reading,
@@ -42,6 +43,9 @@ __all__ = [
     "AbstractSensorWatcher",
     "Address",
     "AggregateSensor",
+    "BlockingDeviceGroup",
+    "BlockingRemoteDevice",
+    "BlockingRemoteSensor",
     "Client",
     "ClockState",
     "Connection",
