@@ -42,9 +42,9 @@ from typing import (
 
 from ._backoff import backoff_delays
 from ._client_helpers import parse_timeout_hints
+from ._client_remote_sensor import RemoteSensor
 from ._message import Message
 from ._remote_names import DeviceState, InspectionError, parse_help, python_name
-from ._remote_sensor import RemoteSensor
 from .client import Client, SensorWatcher, SyncState
 from .exceptions import FailReply, InvalidReply
 from .sensor import Reading, Sensor, _Status  # _Status: the type of Sensor.Status, for typing

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Tuple, Union
 
+from ._client_remote_sensor import RemoteSensor
 from ._loop_thread import LoopThread
 from ._message import Message
 from ._remote_names import Condition, DeviceState
-from ._remote_sensor import RemoteSensor
 from .group import DeviceGroup, GroupResult
 from .remote import RemoteDevice
 from .sensor import Reading
