@@ -1,8 +1,8 @@
 """One sensor of a remote device, as an object (see :class:`aiokatcp.RemoteDevice`).
 
 The sensor keeps its listeners, waiters and remembered strategy by name for
-the life of the device; the device feeds it readings (``_update``) and
-existence changes. What it needs from the device is :class:`SensorOwner`.
+the life of the device; the device feeds it readings and existence changes
+through this module's functions. What it needs from the device is :class:`SensorOwner`.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from ._remote_names import Condition, DeviceState, matches, python_name
 from .exceptions import FailReply, InvalidReply
 from .sensor import Reading, _Status  # _Status: the type of Sensor.Status, for typing
 
-__all__ = ["Listener", "RemoteSensor", "SensorOwner"]
+__all__ = ["Listener", "RemoteSensor", "SensorOwner", "abort_waiters", "deliver", "set_present"]
 
 logger = logging.getLogger("aiokatcp.remote")
 
@@ -186,18 +186,26 @@ class RemoteSensor:
         """
         self._strategy = None
 
-    # -- fed by the device -------------------------------------------------------------------
 
-    def _update(self, reading: Reading[Any]) -> None:
-        self.reading = reading
-        self.received_timestamp = time.time()
-        for listener in list(self._listeners):
+RemoteSensor.__module__ = "aiokatcp.remote"
+
+
+# -- how the device feeds a sensor (functions of this module, so the device needs no access
+# -- to the sensor's private state) ----------------------------------------------------------
+
+
+def deliver(sensor: RemoteSensor, reading: Reading[Any]) -> None:
+    """A new reading arrived: store it, call the listeners, wake matching waiters."""
+    sensor.reading = reading
+    sensor.received_timestamp = time.time()
+    if sensor._listeners:
+        for listener in list(sensor._listeners):
             try:
-                listener(self, reading)
+                listener(sensor, reading)
             except Exception:
-                logger.exception("Exception in listener %r of sensor %s", listener, self.name)
-        for entry in list(self._waiters):
-            condition, future = entry
+                logger.exception("Exception in listener %r of sensor %s", listener, sensor.name)
+    if sensor._waiters:
+        for condition, future in list(sensor._waiters):
             if future.done():
                 continue
             try:
@@ -206,10 +214,20 @@ class RemoteSensor:
             except Exception as exc:
                 future.set_exception(exc)
 
-    def _close(self) -> None:
-        for _, future in self._waiters:
-            if not future.done():
-                future.set_exception(ConnectionAbortedError(f"{self.device} was closed"))
+
+def set_present(
+    sensor: RemoteSensor, present: bool, description: str = "", units: str = "", type_name: str = ""
+) -> None:
+    """The device has (with this description, units and type) or no longer has the sensor."""
+    sensor._exists = present
+    if present:
+        sensor.description = description
+        sensor.units = units
+        sensor.type_name = type_name
 
 
-RemoteSensor.__module__ = "aiokatcp.remote"
+def abort_waiters(sensor: RemoteSensor, exc: BaseException) -> None:
+    """Fail every pending :meth:`RemoteSensor.wait` with `exc` (the device was closed)."""
+    for _, future in sensor._waiters:
+        if not future.done():
+            future.set_exception(exc)

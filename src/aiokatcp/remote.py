@@ -42,12 +42,12 @@ from typing import (
 
 from ._backoff import backoff_delays
 from ._client_helpers import parse_timeout_hints
-from ._client_remote_sensor import RemoteSensor
+from ._client_remote_sensor import RemoteSensor, abort_waiters, deliver, set_present
 from ._message import Message
 from ._remote_names import DeviceState, InspectionError, parse_help, python_name
 from .client import Client, SensorWatcher, SyncState
 from .exceptions import FailReply, InvalidReply
-from .sensor import Reading, Sensor, _Status  # _Status: the type of Sensor.Status, for typing
+from .sensor import Sensor, _Status  # _Status: the type of Sensor.Status, for typing
 
 __all__ = [
     "DeviceState",
@@ -70,38 +70,43 @@ class _Watcher(SensorWatcher):
     def __init__(self, device: RemoteDevice, enum_types: Sequence[Type[enum.Enum]]) -> None:
         super().__init__(device.client, enum_types)
         self._device = device
+        self._remote = device._sensors  # name -> RemoteSensor (shared, owned by the device)
 
     def make_type(self, type_name: str, parameters: Sequence[bytes]) -> type:
-        if type_name == "discrete":
-            for enum_type in self.enum_types:
-                if super().make_type(type_name, parameters) is enum_type:
-                    return enum_type
-            return str  # discrete values as text unless the user gave an enum type
-        return super().make_type(type_name, parameters)
+        if type_name != "discrete":
+            return self.SENSOR_TYPES[type_name]
+        found = super().make_type(type_name, parameters)
+        return found if found in self.enum_types else str  # text unless the user gave an enum
 
     def sensor_added(
         self, name: str, description: str, units: str, type_name: str, *args: bytes
     ) -> None:
         super().sensor_added(name, description, units, type_name, *args)
         if name in self.sensors:
-            self._device._sensor_added(name, description, units, type_name)
+            set_present(self._device._sensor(name), True, description, units, type_name)
 
     def sensor_removed(self, name: str) -> None:
         super().sensor_removed(name)
-        self._device._sensor_removed(name)
+        remote = self._remote.get(name)
+        if remote is not None:
+            set_present(remote, False)
 
     def set_sensor_value(
         self, sensor: Sensor[Any], value: Any, status: _Status, timestamp: float
     ) -> None:
-        super().set_sensor_value(sensor, value, status, timestamp)
-        self._device._sensor_reading(sensor.name, sensor.reading)
+        sensor.set_value(value, status, timestamp)  # what the base class does
+        remote = self._remote.get(sensor.name)
+        if remote is not None:
+            deliver(remote, sensor.reading)
 
     def state_updated(self, state: SyncState) -> None:
         super().state_updated(state)
         if state in (SyncState.DISCONNECTED, SyncState.CLOSED):
             # The base class marked the mirrors unreachable: pass that on.
             for sensor in self.sensors.values():
-                self._device._sensor_reading(sensor.name, sensor.reading)
+                remote = self._remote.get(sensor.name)
+                if remote is not None:
+                    deliver(remote, sensor.reading)
         self._device._watcher_state(state)
 
 
@@ -430,7 +435,7 @@ class RemoteDevice:
         self.client.close()
         self._set_state(DeviceState.CLOSED)
         for sensor in self._sensors.values():
-            sensor._close()
+            abort_waiters(sensor, ConnectionAbortedError(f"{self} was closed"))
 
     async def wait_closed(self) -> None:
         """Wait until the device is closed (after :meth:`close`)."""
@@ -509,23 +514,6 @@ class RemoteDevice:
             and pattern.search(name)
             and (status is None or sensor.status in status)
         ]
-
-    def _sensor_added(self, name: str, description: str, units: str, type_name: str) -> None:
-        sensor = self._sensor(name)
-        sensor.description = description
-        sensor.units = units
-        sensor.type_name = type_name
-        sensor._exists = True
-
-    def _sensor_reading(self, name: str, reading: Reading[Any]) -> None:
-        sensor = self._sensors.get(name)
-        if sensor is not None:
-            sensor._update(reading)
-
-    def _sensor_removed(self, name: str) -> None:
-        sensor = self._sensors.get(name)
-        if sensor is not None:
-            sensor._exists = False
 
     # -- inspection --------------------------------------------------------------------------
 
