@@ -336,6 +336,12 @@ async def test_connect_timeout_closes(dish: Dish) -> None:
         await RemoteDevice.connect("127.0.0.1", port_of(dish), timeout=3)
 
 
+async def test_no_auto_reconnect_gives_up() -> None:
+    with pytest.raises(ConnectionAbortedError, match="is closed") as info:
+        await RemoteDevice.connect("127.0.0.1", 1, auto_reconnect=False, timeout=30)
+    assert isinstance(info.value.__cause__, ConnectionRefusedError)
+
+
 async def test_closed_device_wakes_waiters(dev: RemoteDevice) -> None:
     waiter = asyncio.create_task(dev.sensor.fan_speed.wait(-5))
     state_waiter = asyncio.create_task(dev.wait_state(DeviceState.FAILED))

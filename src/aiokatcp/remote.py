@@ -310,10 +310,12 @@ class RemoteDevice:
         self._inspection: Optional[asyncio.Task[None]] = None
         self._watcher_synced = asyncio.Event()
         self._closed = False
+        self._gave_up: Optional[Exception] = None  # why the device closed itself, if it did
         self.client = Client(host, port, **client_kwargs)
         self._watcher = _Watcher(self, enum_types)
         self.client.add_connected_callback(self._connected)
         self.client.add_disconnected_callback(self._disconnected)
+        self.client.add_failed_connect_callback(self._failed_connect)
         self.client.add_sensor_watcher(self._watcher)
 
     @classmethod
@@ -383,7 +385,7 @@ class RemoteDevice:
         deadline = None if timeout is None else loop.time() + timeout
         while not predicate():
             if self._state is DeviceState.CLOSED:
-                raise ConnectionAbortedError(f"{self} is closed")
+                raise ConnectionAbortedError(f"{self} is closed") from self._gave_up
             future = loop.create_future()
             self._state_waiters.append(future)
             remaining = None if deadline is None else max(0.0, deadline - loop.time())
@@ -525,6 +527,13 @@ class RemoteDevice:
             self._inspection.cancel()
             self._inspection = None
         self._set_state(DeviceState.DISCONNECTED)
+        if not self.client.auto_reconnect:
+            self.close()  # the client will not come back
+
+    def _failed_connect(self, exc: Exception) -> None:
+        if not self.client.auto_reconnect:
+            self._gave_up = exc
+            self.close()
 
     def _watcher_state(self, state: SyncState) -> None:
         if state is SyncState.SYNCED:
