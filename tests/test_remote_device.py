@@ -45,6 +45,7 @@ class Dish(DeviceServer):
         self.fail_help = False
         self.fail_sensor_list = False
         self.hang_help = False
+        self.fail_hints = False
 
     async def request_point(self, ctx: RequestContext, azim: float) -> Tuple[str, float]:
         """Point the dish to an azimuth (degrees)."""
@@ -77,6 +78,14 @@ class Dish(DeviceServer):
         if self.fail_sensor_list:
             raise FailReply("sensor list is broken")
         return await super().request_sensor_list(ctx, name)
+
+    async def request_request_timeout_hint(
+        self, ctx: RequestContext, name: Optional[str] = None
+    ) -> None:
+        """Report timeout hints (can be made to fail)."""
+        if self.fail_hints:
+            raise FailReply("hints are broken")
+        await super().request_request_timeout_hint(ctx, name)
 
     async def unhandled_request(self, ctx: RequestContext, req: Message) -> None:
         if req.name not in self.dynamic:
@@ -328,6 +337,14 @@ async def test_sensor_list_failure_surfaced(dish: Dish) -> None:
     finally:
         dev.close()
         await dev.wait_closed()
+
+
+async def test_failing_timeout_hints_only_warn(dish: Dish) -> None:
+    dish.fail_hints = True
+    async with RemoteDevice.connect("127.0.0.1", port_of(dish), timeout=30) as dev:
+        assert dev.synced and dev.inspection_error is None
+        assert dev.request_timeout("slew") is None
+        assert "Default timeout" not in (dev.req.slew.__doc__ or "")
 
 
 async def test_connect_timeout_closes(dish: Dish) -> None:

@@ -37,7 +37,7 @@ class DeviceState(enum.Enum):
 
 
 class InspectionError(Exception):
-    """Inspecting a device failed: ``?help``, ``?request-timeout-hint`` or the sensor sync.
+    """Inspecting a device failed: ``?help`` or the sensor sync (``?sensor-list``).
 
     The message names the step; ``__cause__`` is the underlying
     :exc:`~aiokatcp.FailReply`, :exc:`~aiokatcp.InvalidReply` or

@@ -258,7 +258,8 @@ class RemoteDevice:
         Timeout for requests that have no timeout hint (``None``: no limit).
     inspect_timeout
         Limit for each inspection step (``?help``, ``?request-timeout-hint``,
-        the sensor sync); exceeding it is an inspection failure.
+        the sensor sync); exceeding it is an inspection failure (for the
+        timeout hints, only a warning).
     retry_initial, retry_max
         Back-off bounds (seconds) for retrying a failed inspection.
     enum_types
@@ -586,10 +587,15 @@ class RemoteDevice:
             raise InspectionError(f"?help failed: {exc}") from exc
         hints: Dict[str, float] = {}
         if "T" in self.client.protocol_flags:
-            _, informs = await self._step(
-                "?request-timeout-hint", self.client.request("request-timeout-hint")
-            )
-            hints = parse_timeout_hints(informs, self.client.logger)
+            try:
+                _, informs = await self._step(
+                    "?request-timeout-hint", self.client.request("request-timeout-hint")
+                )
+            except InspectionError as exc:
+                # Hints are advice: without them requests just get the default timeout.
+                logger.warning("%s: %s; not using timeout hints", self, exc)
+            else:
+                hints = parse_timeout_hints(informs, self.client.logger)
         self.req._set(
             {name: _Request(self, name, text, hints.get(name)) for name, text in helps.items()}
         )
