@@ -285,6 +285,32 @@ async def test_listener_and_strategy_survive_restart(dish: Dish) -> None:
             await dish2.stop()
 
 
+async def test_sensor_removed_and_readded(dish: Dish, dev: RemoteDevice) -> None:
+    """Listener and strategy are kept by name while the sensor is gone (#interface-changed)."""
+    fan = dev.sensor["fan-speed"]
+    seen: List[Reading] = []
+    fan.add_listener(lambda sensor, reading: seen.append(reading))
+    await fan.set_strategy("event-rate", 1, 5)
+    old = dish.sensors["fan-speed"]
+    dish.sensors.remove(old)
+    dish.mass_inform("interface-changed")
+    await dev.wait_state(DeviceState.SYNCING)
+    await dev.wait_synced(timeout=10)
+    assert not fan.exists and "fan-speed" not in dev.sensor
+    assert [s.name for s in dev.list_sensors()] == ["drive.azim", "drive.mode"]
+    assert dev.sensor["fan-speed"] is fan and fan.strategy == ("event-rate", (1, 5))
+
+    dish.sensors.add(Sensor(int, "fan-speed", "Fan speed", "rpm", default=200))
+    dish.mass_inform("interface-changed")
+    await dev.wait_state(DeviceState.SYNCING)
+    await dev.wait_synced(timeout=10)
+    assert fan.exists and dev.sensor.fan_speed is fan
+    assert await sampling_of(dev, "fan-speed") == [b"fan-speed", b"event-rate", b"1.0", b"5.0"]
+    dish.sensors["fan-speed"].value = 201
+    await fan.wait(201, timeout=10)
+    assert seen[-1].value == 201
+
+
 async def test_strategy_rejected_is_not_remembered(dev: RemoteDevice) -> None:
     with pytest.raises(FailReply):
         await dev.sensor.fan_speed.set_strategy("period")  # period needs a parameter
