@@ -7,7 +7,7 @@ import contextlib
 import importlib.util
 import io
 import os
-from typing import AsyncIterator, List
+from typing import Any, AsyncIterator, List
 
 import pytest
 
@@ -120,12 +120,17 @@ async def test_group_with_existing_devices(dishes: List[Dish]) -> None:
         assert group["other"].state is RemoteDevice.State.CLOSED
 
 
-async def test_dishes_example() -> None:
-    """The docs' example (examples/dishes.py): one broken dish is left out, the rest track."""
-    spec = importlib.util.spec_from_file_location("example_dishes", f"{EXAMPLES}/dishes.py")
+def load_example(name: str) -> Any:
+    spec = importlib.util.spec_from_file_location(f"example_{name}", f"{EXAMPLES}/{name}.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    return module
+
+
+async def test_dishes_example() -> None:
+    """The docs' example (examples/dishes.py): one broken dish is left out, the rest track."""
+    module = load_example("dishes")
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         tracking = await module.main(5)
@@ -169,3 +174,14 @@ def test_blocking_device_group() -> None:
                     await server.stop()
 
             lt.run(stop())
+
+
+def test_dishes_threads_example() -> None:
+    """The threaded variant (examples/dishes_threads.py), on real sockets."""
+    module = load_example("dishes_threads")
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        tracking = module.main(4)
+    assert tracking == ["m000", "m001", "m002"]
+    assert "track accepted by 4 of 4 dishes" in out.getvalue()
+    assert "m000 target: Saturn" in out.getvalue()
