@@ -373,6 +373,26 @@ async def test_failing_timeout_hints_only_warn(dish: Dish) -> None:
         assert "Default timeout" not in (dev.req.slew.__doc__ or "")
 
 
+async def test_recovery_announced_by_interface_changed(dish: Dish) -> None:
+    """A device that fixes itself and says so is synced at once, not after the back-off."""
+    dish.fail_sensor_list = True
+    dev = RemoteDevice("127.0.0.1", port_of(dish), inspect_timeout=5.0, retry_initial=1000.0)
+    try:
+        await dev.wait_state(DeviceState.FAILED, timeout=30)
+        dish.fail_sensor_list = False
+        dish.mass_inform("interface-changed")
+        await dev.wait_synced(timeout=10)
+        dish.fail_help = True
+        dish.mass_inform("interface-changed")
+        await dev.wait_state(DeviceState.FAILED, timeout=10)
+        dish.fail_help = False
+        dish.mass_inform("interface-changed")
+        await dev.wait_synced(timeout=10)
+    finally:
+        dev.close()
+        await dev.wait_closed()
+
+
 async def test_connect_timeout_closes(dish: Dish) -> None:
     dish.fail_help = True
     with pytest.raises(asyncio.TimeoutError, match="not synced within 3"):

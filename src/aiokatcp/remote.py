@@ -539,6 +539,10 @@ class RemoteDevice:
     def _watcher_state(self, state: SyncState) -> None:
         if state is SyncState.SYNCED:
             self._watcher_synced.set()
+            if self._state is DeviceState.FAILED:
+                # The watcher recovered (say, on #interface-changed): retry now, not after
+                # the rest of the back-off.
+                self._start_inspection()
             return
         self._watcher_synced.clear()
         if state is SyncState.SYNCING and self.client.is_connected:
