@@ -86,6 +86,21 @@ async def test_quorum_with_one_member_down(dishes: List[Dish], group: DeviceGrou
     ]
 
 
+async def test_group_strategy_and_readings(dishes: List[Dish], group: DeviceGroup) -> None:
+    result = await group.set_strategy("fan-speed", "event-rate", 1, 5)
+    assert result.ok and len(result.succeeded) == 4  # "down" remembers it for when it connects
+    assert group["down"].sensor["fan-speed"].strategy == ("event-rate", (1, 5))
+    reply, _ = await group["m2"].request("sensor-sampling", "fan-speed")
+    assert reply == [b"fan-speed", b"event-rate", b"1.0", b"5.0"]
+    rejected = await group.set_strategy("fan-speed", "period")  # needs a parameter
+    assert sorted(rejected.failed) == ["m0", "m1", "m2"]
+    dishes[1].sensors["fan-speed"].value = 123
+    await group["m1"].sensor["fan-speed"].wait(123, timeout=10)
+    readings = group.readings("fan-speed")
+    assert readings["m1"] is not None and readings["m1"].value == 123
+    assert readings["down"] is None
+
+
 async def test_grace_waits_for_stragglers(dishes: List[Dish], group: DeviceGroup) -> None:
     loop = asyncio.get_running_loop()
 

@@ -26,6 +26,7 @@ from typing import (
 
 from ._remote_names import Condition, quorum_count
 from .remote import RemoteDevice
+from .sensor import Reading
 
 __all__ = ["DeviceGroup", "GroupResult", "QuorumTimeout"]
 
@@ -226,6 +227,29 @@ class DeviceGroup:
             return_exceptions=True,
         )
         return GroupResult(dict(zip(names, results)))
+
+    async def set_strategy(self, sensor_name: str, strategy: str, *params: Any) -> GroupResult:
+        """Set (and remember) a sampling strategy for sensor `sensor_name` on every member.
+
+        See :meth:`RemoteSensor.set_strategy <aiokatcp.RemoteSensor.set_strategy>`:
+        a member that is not connected, or lacks the sensor, remembers it and
+        counts as succeeded; members that reject it are in the result's
+        ``failed`` (values in ``succeeded`` are empty lists).
+        """
+        names = list(self._members)
+
+        async def one(device: RemoteDevice) -> List[bytes]:
+            await device.sensor[sensor_name].set_strategy(strategy, *params)
+            return []
+
+        results = await asyncio.gather(
+            *(one(self._members[name]) for name in names), return_exceptions=True
+        )
+        return GroupResult(dict(zip(names, results)))
+
+    def readings(self, sensor_name: str) -> Dict[str, Optional[Reading[Any]]]:
+        """The latest reading of sensor `sensor_name` on each member (``None`` if none yet)."""
+        return {name: dev.sensor[sensor_name].reading for name, dev in self._members.items()}
 
     async def wait(
         self,

@@ -316,6 +316,12 @@ class BlockingDeviceGroup:
     ) -> List[str]:
         return self._lt.run(self.group.wait(sensor_name, condition, timeout, quorum, grace))
 
+    def set_strategy(self, sensor_name: str, strategy: str, *params: Any) -> GroupResult:
+        return self._lt.run(self.group.set_strategy(sensor_name, strategy, *params))
+
+    def readings(self, sensor_name: str) -> Dict[str, Optional[Reading[Any]]]:
+        return self._lt.call(self.group.readings, sensor_name)
+
     def subgroup(self, *names: str) -> BlockingDeviceGroup:
         """A blocking view of :meth:`DeviceGroup.subgroup <aiokatcp.DeviceGroup.subgroup>`."""
         proxy = BlockingDeviceGroup.__new__(BlockingDeviceGroup)
