@@ -179,6 +179,8 @@ def test_blocking_device_group() -> None:
                     "m2",
                 ]
                 assert group["m1"].sensor["drive.azim"].value == 3.0
+                assert group.set_strategy("fan-speed", "event").ok
+                assert group.readings("drive.azim")["m0"].value == 3.0
                 sub = group.subgroup("m0", "m2")
                 assert list(sub) == ["m0", "m2"]
                 assert sub.request("break").failed.keys() == {"m0", "m2"}

@@ -416,9 +416,27 @@ async def test_closed_device_wakes_waiters(dev: RemoteDevice) -> None:
         await state_waiter
 
 
-def test_public_names() -> None:
-    for name in ("RemoteDevice", "RemoteSensor", "DeviceState", "InspectionError"):
-        assert getattr(aiokatcp, name).__module__ == "aiokatcp.remote"
+@pytest.mark.parametrize(
+    ("name", "module"),
+    [
+        ("RemoteDevice", "remote"),
+        ("RemoteSensor", "remote"),
+        ("DeviceState", "remote"),
+        ("InspectionError", "remote"),
+        ("DeviceGroup", "group"),
+        ("GroupResult", "group"),
+        ("QuorumTimeout", "group"),
+        ("BlockingRemoteDevice", "remote_blocking"),
+        ("BlockingRemoteSensor", "remote_blocking"),
+        ("BlockingDeviceGroup", "remote_blocking"),
+    ],
+)
+def test_public_names(name: str, module: str) -> None:
+    obj = getattr(aiokatcp, name)
+    assert name in aiokatcp.__all__
+    assert obj.__module__ == f"aiokatcp.{module}"
+    assert getattr(getattr(aiokatcp, module), name) is obj
+    assert name in getattr(aiokatcp, module).__all__
 
 
 # -- blocking proxy (threads) ----------------------------------------------------------------
