@@ -19,7 +19,7 @@ from aiokatcp import (
     RequestContext,
     Sensor,
 )
-from aiokatcp._remote_names import matches, parse_help, python_name, quorum_count
+from aiokatcp._remote_names import matches, parse_help, parse_hints, python_name, quorum_count
 from aiokatcp.server import DeviceServer, request_timeout_hint
 
 
@@ -126,6 +126,17 @@ def test_parse_help() -> None:
     assert parse_help(informs) == {"a-b": "Does a.", "c": ""}
     with pytest.raises(ValueError, match="malformed"):
         parse_help([Message.inform("help")])
+
+
+def test_parse_hints() -> None:
+    informs = [
+        Message.inform("request-timeout-hint", b"slew", b"2.5"),
+        Message.inform("request-timeout-hint", b"halt", b"0"),  # 0: no hint
+        Message.inform("request-timeout-hint", b"bad", b"soon"),
+        Message.inform("request-timeout-hint", b"short"),
+        Message.inform("request-timeout-hint", b"inf", b"inf"),
+    ]
+    assert parse_hints(informs) == {"slew": 2.5}
 
 
 def test_matches() -> None:
