@@ -178,7 +178,6 @@ def test_pure_layer_has_no_asyncio() -> None:
     pure += [
         p.name for p in src.glob("_*.py") if not p.name.startswith(("_server_", "_client_", "__"))
     ]
-    pure.remove("_loop_thread.py")  # the asyncio loop thread (issue-13)
     for name in pure:
         tree = ast.parse((src / name).read_text())
         for node in ast.walk(tree):
