@@ -1,7 +1,6 @@
 """aiokatcp: a pure-asyncio implementation of KATCP, the Karoo Array Telescope Control Protocol."""
 
 from . import adjtimex, client, connection, core, sensor, server, time_sync
-from ._loop_thread import LoopThread
 from ._version import __version__
 from .client import AbstractSensorWatcher, Client, ProtocolError, SensorWatcher, SyncState
 from .connection import Connection, FailReply, InvalidReply
@@ -58,7 +57,6 @@ __all__ = [
     "InspectionError",
     "InvalidReply",
     "KatcpSyntaxError",
-    "LoopThread",
     "Message",
     "Now",
     "ProtocolError",
