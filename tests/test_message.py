@@ -242,3 +242,16 @@ def test_request_bytes_matches_message(args: Tuple[Any, ...], mid: Optional[int]
 def test_request_bytes_rejects_like_message(name: str, mid: Optional[int]) -> None:
     with pytest.raises(ValueError):
         request_bytes(name, mid, ())
+
+
+@pytest.mark.parametrize(
+    ("mid", "text"),
+    [
+        (b"2147483648", "message ID 2147483648 is out of range"),
+        (b"9" * 11, "message ID of 11 digits is out of range"),
+        (b"9" * 5000, "message ID of 5000 digits is out of range"),
+    ],
+)
+def test_parse_out_of_range_mid(mid: bytes, text: str) -> None:
+    with pytest.raises(KatcpSyntaxError, match=text):
+        Message.parse(b"!x[" + mid + b"] ok\n")

@@ -22,6 +22,7 @@ from .exceptions import KatcpSyntaxError
 __all__ = ["Message"]
 
 _MAX_MID = 2**31 - 1
+_MAX_MID_DIGITS = len(str(_MAX_MID))
 _NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9-]*")
 _HEAD_RE = re.compile(rb"([?!#])([A-Za-z][A-Za-z0-9-]*)(?:\[([1-9][0-9]*)\])?")
 # Bytes in an argument section that rule out the bytes.split() fast path: escapes, bytes
@@ -325,6 +326,11 @@ def _parse_line(line: bytes) -> Optional[Message]:
     raw_name, raw_mid = match.group(2, 3)
     mid: Optional[int] = None
     if raw_mid is not None:
+        # Check the length before int(): Python refuses to convert more than 4300 digits
+        # (a bare ValueError), and a long ID costs quadratic time to convert.
+        if len(raw_mid) > _MAX_MID_DIGITS:
+            message = f"message ID of {len(raw_mid)} digits is out of range (1 to {_MAX_MID})"
+            raise KatcpSyntaxError(message, line)
         mid = int(raw_mid)
         if mid > _MAX_MID:
             message = f"message ID {raw_mid.decode()} is out of range (1 to {_MAX_MID})"
