@@ -56,7 +56,9 @@ class MessageParser:
         if limit < 2:
             raise ValueError("limit must be at least 2")
         self.limit = limit
-        self._partial = bytearray()  # start of an incomplete line
+        # Start of an incomplete line: the bytes left by one chunk, turned into a bytearray
+        # (grown in place) only when a chunk without an EOL adds to it.
+        self._partial: Union[bytes, bytearray] = b""
         self._discarding = False  # inside an over-long line, waiting for its EOL
 
     @property
@@ -76,16 +78,21 @@ class MessageParser:
             out.append(self._too_long())
         if self._partial:
             if b"\n" not in data and b"\r" not in data:
-                if len(self._partial) + len(data) >= self.limit:
-                    self._partial = bytearray()  # release it now, not at the EOL
+                partial = self._partial
+                if len(partial) + len(data) >= self.limit:
+                    self._partial = b""  # release it now, not at the EOL
                     self._discarding = True
                 else:
-                    self._partial += data
+                    if type(partial) is bytes:
+                        partial = bytearray(partial)
+                    partial += data
+                    self._partial = partial
                 return out
             # The partial line ends in this chunk: joined once, so each byte is copied
             # a bounded number of times whatever the chunking.
-            data = bytes(self._partial) + data
-            self._partial = bytearray()
+            partial = self._partial
+            data = (partial if type(partial) is bytes else bytes(partial)) + data
+            self._partial = b""
         if b"\r" in data:
             lines = _EOL_RE.split(data)
         else:
@@ -108,8 +115,8 @@ class MessageParser:
                     append(msg)
         if len(rest) >= limit:
             self._discarding = True
-        elif rest:
-            self._partial = bytearray(rest)
+        else:
+            self._partial = rest
         return out
 
     def _too_long(self) -> KatcpSyntaxError:
@@ -123,7 +130,7 @@ class MessageParser:
         elif self._partial.strip(b" \t"):
             partial = bytes(self._partial)
             out.append(KatcpSyntaxError("connection closed in the middle of a line", partial))
-        self._partial = bytearray()
+        self._partial = b""
         self._discarding = False
         return out
 
