@@ -15,6 +15,9 @@ from aiokatcp._pattern import (
     MAX_STATES,
     compile_sensor_pattern,
 )
+from aiokatcp.sensor import Sensor
+from aiokatcp.server import DeviceServer
+from helpers import ScriptedPeer
 
 NAMES = [
     "device-status",
@@ -174,3 +177,34 @@ def test_refused_patterns(pattern: str, message: str) -> None:
 def test_unsupported_message_lists_the_subset() -> None:
     with pytest.raises(ValueError, match="not supported in sensor patterns; supported: literals"):
         compile_sensor_pattern("(?=x)")
+
+
+# -- through the server (SERVER-HOOK: the one call in the server's sensor selection) ---------
+
+
+async def test_server_answers_hostile_regex_quickly() -> None:
+    class Server(DeviceServer):
+        VERSION = "test-api-1.0"
+        BUILD_STATE = "test-1.0.0"
+
+    server = Server("127.0.0.1", 0)
+    for name in _names(20, 20):
+        server.sensors.add(Sensor(int, name, "a sensor"))
+    await server.start()
+    try:
+        port = server.sockets[0].getsockname()[1]
+        async with await ScriptedPeer.connect("127.0.0.1", port) as peer:
+            await peer.expect_connect()
+            start = time.process_time()
+            # 2.x: re.search backtracks 2**20 times per name (seconds for 20 names).
+            assert await peer.request(b"?sensor-list /(.|.)*!/") == [b"!sensor-list ok 0"]
+            assert time.process_time() - start < 0.5
+            lines = await peer.request(b"?sensor-value /(?=x)/")
+            assert lines[0].startswith(b"!sensor-value fail invalid\\_regular\\_expression")
+            assert b"not\\_supported\\_in\\_sensor\\_patterns" in lines[0]
+            assert await peer.request(b"?sensor-list /^0019/") == [
+                b"#sensor-list 0019abcdefghij.klmno a\\_sensor \\@ integer",
+                b"!sensor-list ok 1",
+            ]
+    finally:
+        await server.stop()

@@ -21,10 +21,10 @@ broadcast. Rules:
 from __future__ import annotations
 
 import asyncio
-import re
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Set, Tuple
 
 from ._message import Message
+from ._pattern import compile_sensor_pattern
 from ._sampling import SensorSampler, StrategySpec, resolve_strategy
 from ._typeinfo import encode
 from .exceptions import FailReply
@@ -262,10 +262,10 @@ class SensorRequests:
             return [self.sensors[key] for key in sorted(self.sensors.keys())]
         if len(name) >= 2 and name.startswith("/") and name.endswith("/"):
             try:
-                pattern = re.compile(name[1:-1])
-            except re.error as exc:
+                match = compile_sensor_pattern(name[1:-1])
+                return [self.sensors[key] for key in sorted(self.sensors.keys()) if match(key)]
+            except ValueError as exc:
                 raise FailReply(f"invalid regular expression {name!r}: {exc}") from None
-            return [self.sensors[key] for key in sorted(self.sensors.keys()) if pattern.search(key)]
         sensor = self.sensors.get(name)
         if sensor is None:
             raise FailReply(f"Unknown sensor {name!r}")
