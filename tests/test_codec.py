@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from aiokatcp._codec import ParseResult
+from aiokatcp._codec import DEFAULT_LIMIT, ParseResult
 from aiokatcp.core import KatcpSyntaxError, Message, MessageParser, encode_messages
 from helpers import messages
 
@@ -230,3 +230,55 @@ def test_partial_line_then_chunk_with_many_lines() -> None:
     assert isinstance(out[2], KatcpSyntaxError)
     assert parser.buffered == 2
     assert parser.feed(b"\n") == [Message.request("f")]
+
+
+# Pieces of the grammar (and of its edge cases) that random bytes almost never hit.
+_FRAGMENTS = [
+    b"?",
+    b"!",
+    b"#",
+    b"sensor-value",
+    b"x",
+    b"[",
+    b"]",
+    b"1",
+    b"0",
+    b"2147483648",
+    b"9" * 11,
+    b"9" * 5000,
+    b" ",
+    b"\t",
+    b"\\",
+    b"\\_",
+    b"\\@",
+    b"\\q",
+    b"\r",
+    b"\n",
+    b"\0",
+    b"\x1b",
+    b"\x0b",
+    b"\xff",
+    b"ok",
+]
+
+
+@given(
+    st.lists(st.sampled_from(_FRAGMENTS), max_size=40),
+    st.lists(st.integers(0, 20_000), max_size=10),
+    st.sampled_from([2, 16, 64, 6000, DEFAULT_LIMIT]),
+)
+def test_fuzz_grammar_fragments(pieces: List[bytes], cuts: List[int], limit: int) -> None:
+    data = b"".join(pieces)
+    whole = MessageParser(limit)
+    expected = whole.feed(data) + whole.feed_eof()
+    parser = MessageParser(limit)
+    out = _feed_all(parser, _chunked(data, cuts))
+    assert parser.buffered < limit
+    out += parser.feed_eof()
+    assert _describe(out) == _describe(expected)
+    for result in out:
+        if isinstance(result, Message):
+            assert result.mid is None or 1 <= result.mid <= 2**31 - 1
+            assert Message.parse(bytes(result)) == result
+        else:
+            assert isinstance(result, KatcpSyntaxError)
