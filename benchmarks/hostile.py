@@ -79,7 +79,10 @@ def serve(update: bool) -> None:
 class ServerProcess:
     def __init__(self, update: bool = False) -> None:
         args = [sys.executable, __file__, "--serve"] + (["--update"] if update else [])
-        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
+        # The server's log (a warning per malformed line) is discarded, not printed.
+        self.proc = subprocess.Popen(
+            args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+        )
         assert self.proc.stdout is not None
         self.port = int(self.proc.stdout.readline())
         time.sleep(0.5)  # let start-up allocations settle before the baseline
@@ -123,7 +126,9 @@ def count_clients(server: ServerProcess) -> int:
         read_until(sock, b"katcp-device")
         sock.sendall(b"?client-list\n")
         data = read_until(sock, b"!client-list")
-        return data.count(b"#client-list") - 1  # not counting this connection
+        data += read_until(sock, b"\n") if not data.endswith(b"\n") else b""
+        count = data.split(b"!client-list ok ", 1)[1].split(b"\n", 1)[0]
+        return int(count) - 1  # not counting this connection
 
 
 def watch_rss(server: ServerProcess, duration: float, stop: Callable[[], bool]) -> Dict[str, Any]:
