@@ -54,6 +54,8 @@ NAMES = [
         "e{2,}",
         "^x{,1}$",
         "c{",
+        "c{}",
+        "xc{,}",
         "[]a]",
         "[a-]x",
         "a*?b+?",
@@ -75,7 +77,9 @@ def test_same_answer_as_re_search(pattern: str) -> None:
 _pieces = st.sampled_from(
     ["a", "b", ".", "[ab]", "[^a]", "\\.", "(a|b)", "(a|)", "(?:ab|b)", "^", "$", "\\d", "x"]
 )
-_quants = st.sampled_from(["", "", "*", "+", "?", "{2}", "{1,3}", "{,2}", "{2,}", "*?"])
+_quants = st.sampled_from(
+    ["", "", "*", "+", "?", "{2}", "{1,3}", "{,2}", "{2,}", "*?", "{,}", "{}", "{"]
+)
 
 
 @st.composite

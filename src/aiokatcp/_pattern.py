@@ -123,8 +123,8 @@ class _Parser:
             lo, hi = 0, 1
         elif c == "{":
             m = _QUANT_RE.match(self.text, self.pos)
-            if m is None or (not m.group(1) and not m.group(3)):
-                return atom  # a literal "{", as in re
+            if m is None or (not m.group(1) and m.group(2) is None):
+                return atom  # a literal "{" (as in re: "{}" and "{x" are not repeats)
             lo = int(m.group(1) or 0)
             hi = lo if m.group(2) is None else (int(m.group(3)) if m.group(3) else None)
             self.pos = m.end() - 1
