@@ -103,6 +103,7 @@ class _SensorLike(Protocol[_T_co]):
 _Observer = Callable[[Any, Any], None]
 
 __all__ = [
+    "DEFAULT_MIN_INTERVAL",
     "HandleLike",
     "LoopLike",
     "SamplerState",
@@ -203,6 +204,19 @@ class StrategySpec:
         return f"StrategySpec(Strategy.{self.strategy.name}{params})"
 
 
+#: Default smallest ``period`` and longest interval (seconds) a client may ask for on the
+#: wire. asyncio's selector waits in whole milliseconds, so a shorter period cannot be
+#: honoured and only turns into a busy loop; aiokatcp 2.3 accepted any positive value.
+DEFAULT_MIN_INTERVAL = 0.001
+
+
+def _check_minimum(value: float, what: str, min_interval: float) -> None:
+    if value < min_interval:
+        raise ValueError(
+            f"{what} must be at least {min_interval!r} s (the server's minimum sampling interval)"
+        )
+
+
 def _check_interval(value: Any, what: str, *, allow_zero: bool) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{what} must be a number, not {type(value).__name__}")
@@ -217,9 +231,10 @@ def _check_interval(value: Any, what: str, *, allow_zero: bool) -> float:
     return number
 
 
-def _check_rate(shortest: Any, longest: Any) -> Tuple[float, float]:
+def _check_rate(shortest: Any, longest: Any, min_interval: float) -> Tuple[float, float]:
     short = _check_interval(shortest, "shortest interval", allow_zero=True)
     long = _check_interval(longest, "longest interval", allow_zero=False)
+    _check_minimum(long, "longest interval", min_interval)
     if short > long:
         raise ValueError(
             f"shortest interval ({short!r}) must not be greater than longest interval ({long!r})"
@@ -241,17 +256,24 @@ def _check_differential_type(sensor_type: Any) -> None:
 
 
 def make_spec(
-    strategy: Strategy, params: Sequence[Any], sensor_type: Any
+    strategy: Strategy,
+    params: Sequence[Any],
+    sensor_type: Any,
+    *,
+    min_interval: float = 0.0,
 ) -> Optional[StrategySpec]:
     """Validate a strategy with already-decoded parameters.
 
-    Returns ``None`` for :attr:`Strategy.NONE`.
+    Returns ``None`` for :attr:`Strategy.NONE`. `min_interval` is the
+    smallest period P or longest interval L accepted (0: any positive value,
+    for strategies the device itself chose). The shortest interval S is not
+    bounded: it only delays reports, so ``event-rate 0 L`` stays valid.
 
     Raises
     ------
     ValueError
         for a wrong number of parameters or an out-of-range value (S > L,
-        P <= 0, L <= 0, S < 0, D < 0)
+        P <= 0, L <= 0, S < 0, D < 0, P or L < `min_interval`)
     TypeError
         for a differential strategy on a sensor that is not integer or float,
         or a parameter that is not a number
@@ -274,28 +296,35 @@ def make_spec(
             period = _check_interval(params[0], "period", allow_zero=False)
         except ValueError:
             raise ValueError("period must be positive") from None
+        _check_minimum(period, "period", min_interval)
         return StrategySpec(strategy, (period,), shortest=period, longest=period)
     if strategy is Strategy.DIFFERENTIAL:
         diff = _check_difference(params[0])
         return StrategySpec(strategy, (diff,), difference=diff)
     if strategy is Strategy.EVENT_RATE:
-        short, long = _check_rate(params[0], params[1])
+        short, long = _check_rate(params[0], params[1], min_interval)
         return StrategySpec(strategy, (short, long), shortest=short, longest=long)
     diff = _check_difference(params[0])
-    short, long = _check_rate(params[1], params[2])
+    short, long = _check_rate(params[1], params[2], min_interval)
     return StrategySpec(
         strategy, (diff, short, long), difference=diff, shortest=short, longest=long
     )
 
 
 def parse_spec(
-    strategy: Strategy, raw_params: Sequence[bytes], sensor_type: Any
+    strategy: Strategy,
+    raw_params: Sequence[bytes],
+    sensor_type: Any,
+    *,
+    min_interval: float = DEFAULT_MIN_INTERVAL,
 ) -> Optional[StrategySpec]:
     """Decode and validate ``?sensor-sampling`` parameters for a sensor of `sensor_type`.
 
     The difference D is decoded as the sensor's own type (so ``1.5`` is not a
     valid difference for an integer sensor); intervals are decoded as
     timestamps (seconds). Returns ``None`` for :attr:`Strategy.NONE`.
+    These come from a client, so a period or longest interval below
+    `min_interval` (default :data:`DEFAULT_MIN_INTERVAL`) is refused.
 
     Raises
     ------
@@ -315,7 +344,7 @@ def parse_spec(
             decoded.append(get_decoder(sensor_type)(raw))
         else:
             decoded.append(float(time_decoder(raw)))
-    return make_spec(strategy, decoded, sensor_type)
+    return make_spec(strategy, decoded, sensor_type, min_interval=min_interval)
 
 
 def spec_from_parameters(
@@ -730,12 +759,18 @@ class SensorSampler(Generic[_T], metaclass=abc.ABCMeta):
 
 
 def resolve_strategy(
-    sensor: _SensorLike[Any], strategy: Strategy, args: Iterable[bytes]
+    sensor: _SensorLike[Any],
+    strategy: Strategy,
+    args: Iterable[bytes],
+    *,
+    min_interval: float = DEFAULT_MIN_INTERVAL,
 ) -> Tuple[Optional[StrategySpec], bool]:
     """Validate a wire strategy for `sensor`: return ``(spec or None, is_auto)``.
 
     Pure and side-effect free, so a server can check a whole bulk request
-    before changing anything.
+    before changing anything. `min_interval` bounds the client's parameters
+    (see :func:`parse_spec`); ``auto`` uses the sensor's own strategy, which
+    the device chose, unbounded.
 
     Raises
     ------
@@ -750,4 +785,4 @@ def resolve_strategy(
         if sensor.auto_strategy is Strategy.AUTO:
             return make_spec(Strategy.AUTO, (), sensor.stype), True
         return make_spec(sensor.auto_strategy, sensor.auto_strategy_parameters, sensor.stype), True
-    return parse_spec(strategy, raw, sensor.stype), False
+    return parse_spec(strategy, raw, sensor.stype, min_interval=min_interval), False

@@ -8,9 +8,9 @@ The requests themselves are in :mod:`aiokatcp.server`.
 
 from __future__ import annotations
 
-import re
 from typing import Any, Dict, List, Optional, Tuple
 
+from ._pattern import compile_sensor_pattern
 from ._sampling import SensorSampler, StrategySpec, resolve_strategy
 from .exceptions import FailReply
 from .sensor import Sensor, SensorSet
@@ -35,10 +35,10 @@ def select_sensors(sensors: SensorSet, name: Optional[str]) -> List[Sensor[Any]]
         return [sensors[key] for key in sorted(sensors.keys())]
     if len(name) >= 2 and name.startswith("/") and name.endswith("/"):
         try:
-            pattern = re.compile(name[1:-1])
-        except re.error as exc:
+            match = compile_sensor_pattern(name[1:-1])
+            return [sensors[key] for key in sorted(sensors.keys()) if match(key)]
+        except ValueError as exc:
             raise FailReply(f"invalid regular expression {name!r}: {exc}") from None
-        return [sensors[key] for key in sorted(sensors.keys()) if pattern.search(key)]
     sensor = sensors.get(name)
     if sensor is None:
         raise FailReply(f"Unknown sensor {name!r}")
