@@ -1,6 +1,6 @@
 """aiokatcp: a pure-asyncio implementation of KATCP, the Karoo Array Telescope Control Protocol."""
 
-from . import adjtimex, client, connection, core, sensor, server, time_sync
+from . import adjtimex, client, connection, core, protocol, sensor, server, time_sync
 from ._version import __version__
 from .client import AbstractSensorWatcher, Client, ProtocolError, SensorWatcher, SyncState
 from .connection import Connection, FailReply, InvalidReply
@@ -18,6 +18,7 @@ from .core import (
     get_type,
     register_type,
 )
+from .protocol import ProtocolFlags
 from .sensor import (
     AggregateSensor,
     Reading,
@@ -50,6 +51,7 @@ __all__ = [
     "Message",
     "Now",
     "ProtocolError",
+    "ProtocolFlags",
     "Reading",
     "RequestContext",
     "Sensor",
@@ -71,6 +73,7 @@ __all__ = [
     "encode",
     "get_type",
     "minor_version",
+    "protocol",
     "register_type",
     "sensor",
     "server",
