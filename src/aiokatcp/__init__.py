@@ -18,7 +18,7 @@ from .core import (
     get_type,
     register_type,
 )
-from .protocol import ProtocolFlags
+from .protocol import Lru, ProtocolFlags
 from .sensor import (
     AggregateSensor,
     Reading,
@@ -48,6 +48,7 @@ __all__ = [
     "FailReply",
     "InvalidReply",
     "KatcpSyntaxError",
+    "Lru",
     "Message",
     "Now",
     "ProtocolError",

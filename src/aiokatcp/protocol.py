@@ -5,6 +5,7 @@
 type. See :doc:`/v4`.
 """
 
+from ._lru import Lru
 from ._protocol_flags import ProtocolFlags
 
-__all__ = ["ProtocolFlags"]
+__all__ = ["Lru", "ProtocolFlags"]
