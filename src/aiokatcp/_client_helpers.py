@@ -12,6 +12,7 @@ import logging
 import re
 from typing import Any, Callable, Dict, FrozenSet, List, Optional, Tuple
 
+from ._lru import Lru
 from ._message import Message
 from ._typeinfo import get_decoder
 from ._values import Address, LogLevel, Timestamp
@@ -43,6 +44,7 @@ _SENSOR_VALUE_TYPES: Dict[bytes, type] = {
     b"boolean": bool,
     b"timestamp": Timestamp,
     b"address": Address,
+    b"lru": Lru,
 }
 _decode_status = get_decoder(Sensor.Status)
 _decode_timestamp = get_decoder(Timestamp)

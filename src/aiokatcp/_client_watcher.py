@@ -45,6 +45,7 @@ from typing import (
     Union,
 )
 
+from ._lru import Lru
 from ._message import Message
 from ._typeinfo import encode, get_decoder
 from ._values import Address, Timestamp
@@ -149,6 +150,7 @@ class SensorWatcher(AbstractSensorWatcher):
         "discrete": enum.Enum,
         "address": Address,
         "string": bytes,
+        "lru": Lru,
     }
 
     def __init__(self, client: Client, enum_types: Sequence[Type[enum.Enum]] = ()) -> None:
