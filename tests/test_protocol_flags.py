@@ -66,7 +66,7 @@ def test_parse_lowercase_is_not_a_known_flag() -> None:
     ["5", "a.b", " 5.0", "5.0 ", "5.1.2", "-1.0", "", "5.0-M\n", "5.0\n", "5.0-M I", "5.x"],
 )
 def test_parse_rejects_malformed(text: str) -> None:
-    with pytest.raises(ValueError, match="katcp protocol version|one non-blank character"):
+    with pytest.raises(ValueError, match=r"katcp protocol version|one non-blank character"):
         ProtocolFlags.parse(text)
 
 

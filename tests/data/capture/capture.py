@@ -179,7 +179,7 @@ def main():
     python = sys.argv[1] if len(sys.argv) > 1 else "/work/ref/venv-katcp09/bin/python"
     for major in (4, 5):
         text = run(python, major)
-        (DATA / ("katcp_v4_server_v%d.txt" % major)).write_bytes(text)
+        (DATA / f"katcp_v4_server_v{major}.txt").write_bytes(text)
         print("wrote", major, len(text.splitlines()), "lines")
 
 

@@ -24,7 +24,10 @@ SCENARIOS = [
     ("v5-library-then-v4", [b"#version-connect katcp-library x-1.0", b"#version dbe-2.1"]),
     ("unparsable", [b"#version-connect katcp-protocol junk"]),
     ("v6", [b"#version-connect katcp-protocol 6.0-MI"]),
-    ("v5-twice-different", [b"#version-connect katcp-protocol 5.0-IM", b"#version-connect katcp-protocol 5.1-MIB"]),
+    (
+        "v5-twice-different",
+        [b"#version-connect katcp-protocol 5.0-IM", b"#version-connect katcp-protocol 5.1-MIB"],
+    ),
 ]
 
 
@@ -34,14 +37,14 @@ class Handler(logging.Handler):
         self.records = []
 
     def emit(self, record):
-        self.records.append("%s %s" % (record.levelname, record.getMessage()))
+        self.records.append(f"{record.levelname} {record.getMessage()}")
 
 
 def convert(client):
     try:
         return client.convert_seconds(1.5)
     except Exception as exc:
-        return "%s: %s" % (type(exc).__name__, exc)
+        return f"{type(exc).__name__}: {exc}"
 
 
 def serve(lines, preset=None):
@@ -69,7 +72,7 @@ def serve(lines, preset=None):
     client.start(timeout=2)
     time.sleep(0.6)
     pf = client.protocol_flags
-    proto = None if pf is None else "%d.%d-%s" % (pf.major, pf.minor, b"".join(sorted(pf.flags)).decode())
+    proto = None if pf is None else f"{pf.major}.{pf.minor}-{b''.join(sorted(pf.flags)).decode()}"
     result = {
         "protocol": proto,
         "connected": client.is_connected(),
@@ -84,19 +87,21 @@ def serve(lines, preset=None):
 
 
 def main():
-    print("# katcp-python %s DeviceClient auto-detection (scripted peer, 127.0.0.1)" % katcp.__version__)
+    print(
+        f"# katcp-python {katcp.__version__} DeviceClient auto-detection (scripted peer, 127.0.0.1)"
+    )
     for name, lines in SCENARIOS:
-        print("# scenario: %s" % name)
+        print(f"# scenario: {name}")
         for line in lines:
             print("<<< " + line.decode())
         for key, value in serve(lines).items():
-            print("= %s: %r" % (key, value))
+            print(f"= {key}: {value!r}")
     print("# scenario: preset-4.0-then-v5-informs")
     lines = SCENARIOS[0][1]
     for line in lines:
         print("<<< " + line.decode())
     for key, value in serve(lines, ProtocolFlags(4, 0, set())).items():
-        print("= %s: %r" % (key, value))
+        print(f"= {key}: {value!r}")
 
 
 if __name__ == "__main__":

@@ -47,7 +47,16 @@ class CaptureServer(DeviceServer):
         self.s_disc = Sensor.discrete("mode", "Mode", "", ["idle", "run"])
         self.s_bool = Sensor.boolean("ok-flag", "Boolean", "")
         self.s_str = Sensor.string("name", "a string", "")
-        for s in [self.s_float, self.s_int, self.s_ts, self.s_lru, self.s_disc, self.s_bool, self.s_str, self.s_frac]:
+        for s in [
+            self.s_float,
+            self.s_int,
+            self.s_ts,
+            self.s_lru,
+            self.s_disc,
+            self.s_bool,
+            self.s_str,
+            self.s_frac,
+        ]:
             self.add_sensor(s)
         self.s_float.set_value(21.5, Sensor.WARN, TS)
         self.s_int.set_value(3, Sensor.NOMINAL, TS)
@@ -90,7 +99,7 @@ if __name__ == "__main__":
     server.set_concurrency_options(thread_safe=False, handler_thread=False)
     server.start()
     server.wait_running(5)
-    print("READY %d" % server.bind_address[1], flush=True)
+    print(f"READY {server.bind_address[1]}", flush=True)
     try:
         while True:
             time.sleep(3600)
