@@ -1,4 +1,4 @@
-"""Version detection from connect informs, and FIFO reply matching for devices without ids.
+"""Version detection from connect informs.
 
 What katcp-python 0.9.3's DeviceClient does with the same informs is recorded
 in ``tests/data/katcp_v4_client_detect.txt``; the comments say where we agree.
@@ -15,7 +15,6 @@ from aiokatcp import Message, ProtocolError, ProtocolFlags
 from aiokatcp._dialect import (
     ASSUMED_PROTOCOL,
     DetectResult,
-    FifoMatcher,
     VersionDetector,
     VersionInfo,
 )
@@ -176,63 +175,3 @@ def test_preset_agreeing() -> None:
         DetectResult.CONTRADICTS_PRESET
     )
     assert detector.protocol == ProtocolFlags(5, 0, "MI")
-
-
-# -- FIFO matching ---------------------------------------------------------------------------
-
-
-class Waiter:
-    def __init__(self, label: str) -> None:
-        self.label = label
-
-
-def test_fifo_two_names_outstanding() -> None:
-    matcher: FifoMatcher[Waiter] = FifoMatcher()
-    a1, b1, a2 = Waiter("a1"), Waiter("b1"), Waiter("a2")
-    matcher.add("slow", a1)
-    matcher.add("echo", b1)
-    matcher.add("slow", a2)
-    assert len(matcher) == 3
-    # As in tests/data/katcp_v4_server_v4.txt: !echo arrives while ?slow is outstanding.
-    assert matcher.current("echo") is b1
-    assert matcher.pop("echo") is b1
-    assert not matcher.expects("echo")
-    assert matcher.current("slow") is a1
-    assert matcher.pop("slow") is a1
-    assert matcher.pop("slow") is a2
-    assert matcher.pop("slow") is None  # unexpected reply
-    assert len(matcher) == 0
-
-
-def test_fifo_abandoned_reply_is_discarded() -> None:
-    matcher: FifoMatcher[Waiter] = FifoMatcher()
-    first, second = Waiter("first"), Waiter("second")
-    matcher.add("slow", first)
-    matcher.add("slow", second)
-    matcher.abandon("slow", first)  # timed out
-    assert matcher.expects("slow")
-    assert matcher.current("slow") is None  # informs of the abandoned request: discard
-    assert matcher.pop("slow") is None  # its late reply is discarded ...
-    assert matcher.current("slow") is second
-    assert matcher.pop("slow") is second  # ... and not taken for the second's
-
-
-def test_fifo_abandon_unknown_is_harmless() -> None:
-    matcher: FifoMatcher[Waiter] = FifoMatcher()
-    live = Waiter("live")
-    matcher.add("x", live)
-    matcher.abandon("x", Waiter("other"))
-    matcher.abandon("y", live)
-    assert matcher.pop("x") is live
-
-
-def test_fifo_clear() -> None:
-    matcher: FifoMatcher[Waiter] = FifoMatcher()
-    a, b, c = Waiter("a"), Waiter("b"), Waiter("c")
-    matcher.add("x", a)
-    matcher.add("y", b)
-    matcher.add("x", c)
-    matcher.abandon("x", a)
-    assert set(matcher.clear()) == {b, c}
-    assert len(matcher) == 0
-    assert not matcher.expects("x")

@@ -19,13 +19,16 @@ recorded in ``tests/data/katcp_v4_server_v4.txt``):
 - ``event-rate`` and ``differential-rate`` do not exist in v4.
 - Flag gates: ``B`` bulk ``?sensor-sampling``, ``T`` ``?request-timeout-hint``,
   ``I`` message ids.
+
+Matching replies without message ids (FIFO per request name, with tombstones
+for abandoned requests) is not here: :mod:`._client_requests` already does it.
 """
 
 from __future__ import annotations
 
 import enum
 import math
-from typing import Callable, Dict, Generic, List, NamedTuple, Optional, Tuple, TypeVar
+from typing import Callable, Dict, List, NamedTuple, Optional, Tuple
 
 from ._message import Message
 from ._protocol_flags import ProtocolFlags
@@ -35,7 +38,6 @@ from .exceptions import ProtocolError
 __all__ = [
     "ASSUMED_PROTOCOL",
     "DetectResult",
-    "FifoMatcher",
     "VersionDetector",
     "VersionInfo",
     "bulk_sampling_error",
@@ -52,8 +54,6 @@ __all__ = [
     "uses_milliseconds",
     "v4_connect_informs",
 ]
-
-_T = TypeVar("_T")
 
 #: What a client assumes about a device that announced nothing (yet): v5 without
 #: flags, i.e. seconds, no message ids, no bulk sampling (as the spec allows).
@@ -411,75 +411,3 @@ class VersionDetector:
             self.detected = protocol
             return DetectResult.DETECTED
         return DetectResult.RECORDED
-
-
-# -- reply matching without message ids ------------------------------------------------------
-
-
-class _Slot(Generic[_T]):
-    __slots__ = ("abandoned", "token")
-
-    def __init__(self, token: _T) -> None:
-        self.token = token
-        self.abandoned = False
-
-
-class FifoMatcher(Generic[_T]):
-    """Matches replies of a device without message ids to requests: first in, first out per name.
-
-    Requests of different names may be outstanding together; a reply (and
-    the request informs before it) belongs to the oldest outstanding request
-    of its name, as in katcp-python. A device that answers two requests of
-    the *same* name out of order cannot be matched correctly without ids;
-    that is what ``I`` is for.
-
-    A request given up on (timeout, cancellation) keeps its place
-    (:meth:`abandon`): its late reply is then discarded instead of being
-    taken for the reply to the next request of that name.
-    """
-
-    def __init__(self) -> None:
-        self._queues: Dict[str, List[_Slot[_T]]] = {}
-
-    def add(self, name: str, token: _T) -> None:
-        """Record that request `name` was sent; `token` identifies the waiter."""
-        self._queues.setdefault(name, []).append(_Slot(token))
-
-    def expects(self, name: str) -> bool:
-        """Whether a reply named `name` is awaited (by a live or abandoned request)."""
-        return bool(self._queues.get(name))
-
-    def current(self, name: str) -> Optional[_T]:
-        """The waiter a request inform named `name` belongs to (``None``: discard it)."""
-        queue = self._queues.get(name)
-        if not queue or queue[0].abandoned:
-            return None
-        return queue[0].token
-
-    def pop(self, name: str) -> Optional[_T]:
-        """Take the waiter for a reply named `name` (``None``: abandoned or unexpected)."""
-        queue = self._queues.get(name)
-        if not queue:
-            return None
-        slot = queue.pop(0)
-        if not queue:
-            del self._queues[name]
-        return None if slot.abandoned else slot.token
-
-    def abandon(self, name: str, token: _T) -> None:
-        """Stop waiting for request `name` of `token`, keeping its place in the queue."""
-        for slot in self._queues.get(name, ()):
-            if slot.token is token:
-                slot.abandoned = True
-                return
-
-    def clear(self) -> List[_T]:
-        """Forget everything (connection lost); returns the waiters still live."""
-        live = [
-            slot.token for queue in self._queues.values() for slot in queue if not slot.abandoned
-        ]
-        self._queues.clear()
-        return live
-
-    def __len__(self) -> int:
-        return sum(len(queue) for queue in self._queues.values())
