@@ -227,6 +227,11 @@ def test_sampling_periods_match_katcp_v4(
     assert bytes(to_wire(V4, parse(reply_in_seconds))).rstrip(b"\n") == reply_line
 
 
+def test_katcp_client_period_as_float_text() -> None:
+    # katcp-python 0.9.3's client sends str(convert_seconds(0.2)) (tests/data/katcp_v4_client_probe.txt)
+    assert from_wire(V4, parse(b"?sensor-sampling temp period 200.0")).arguments[2] == b"0.2"
+
+
 def test_client_sampling_conversion() -> None:
     request = to_wire(V4, Message.request("sensor-sampling", "a", "period", 0.5))
     assert request.arguments == [b"a", b"period", b"500"]
