@@ -228,7 +228,7 @@ def test_sampling_periods_match_katcp_v4(
 
 
 def test_katcp_client_period_as_float_text() -> None:
-    # katcp-python 0.9.3's client sends str(convert_seconds(0.2)) (tests/data/katcp_v4_client_probe.txt)
+    # katcp-python 0.9.3's client sends str(convert_seconds(0.2)): see katcp_v4_client_probe.txt
     assert from_wire(V4, parse(b"?sensor-sampling temp period 200.0")).arguments[2] == b"0.2"
 
 
