@@ -13,6 +13,8 @@ import pathlib
 from typing import Dict, List, Tuple
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from aiokatcp import Message, ProtocolFlags
 from aiokatcp._dialect import (
@@ -93,6 +95,7 @@ def test_convert_seconds() -> None:
     assert convert_seconds(V4, 0.0015005) == pytest.approx(1.5005)
     old = convert_seconds(ProtocolFlags(3, 0), 1.5007)
     assert old == 1500 and isinstance(old, int)
+    assert convert_seconds(ProtocolFlags(3, 0), 1092452754.432) == 1092452754432
 
 
 @pytest.mark.parametrize(
@@ -103,11 +106,24 @@ def test_convert_seconds() -> None:
         (1700000000.9999, b"1700000000999"),
         (-1.2506, b"-1250"),  # toward zero
         (0.0, b"0"),
+        (1e-5, b"0"),
+        (1092452754.432, b"1092452754432"),  # differs: katcp-python 0.9.3 writes ...431
     ],
 )
 def test_encode_time(seconds: float, v4_bytes: bytes) -> None:
     assert encode_time(V4, seconds) == v4_bytes
     assert encode_time(V5, seconds) == repr(seconds).encode()
+
+
+@given(st.integers(min_value=-(10**13), max_value=10**13))
+def test_milliseconds_round_trip(millis: int) -> None:
+    """A v4 time read by us and written back is unchanged (client echo, server relay)."""
+    raw = b"%d" % millis
+    assert encode_time(V4, decode_time(V4, raw)) == raw
+    msg = parse(b"#sensor-status " + raw + b" 1 ts nominal " + raw)
+    assert (
+        to_wire(V4, from_wire(V4, msg, is_timestamp_sensor=is_ts), is_timestamp_sensor=is_ts) == msg
+    )
 
 
 def test_encode_time_not_finite() -> None:
