@@ -29,6 +29,7 @@ from aiokatcp._dialect import (
     sends_version_connect,
     strategy_allowed,
     strategy_error,
+    timestamp_sensor_name,
     to_wire,
     uses_milliseconds,
     v4_connect_informs,
@@ -179,6 +180,13 @@ def test_client_reads_v4_informs(v4: Transcript) -> None:
     assert frac.arguments[4] == b"0.1"  # not a timestamp sensor: value untouched
     log = from_wire(V4, parse(received(v4["log"])[1]))
     assert log.arguments == [b"warn", b"1700000000.25", b"root", b"captured log message"]
+
+
+def test_timestamp_sensor_name(v4: Transcript) -> None:
+    names = [timestamp_sensor_name(parse(line)) for line in received(v4["sensor-list"])]
+    assert [name for name in names if name is not None] == [b"ts"]
+    assert timestamp_sensor_name(parse(b"?sensor-list ts x \\@ timestamp")) is None
+    assert timestamp_sensor_name(parse(b"#sensor-list ts")) is None
 
 
 def test_multi_sensor_inform() -> None:

@@ -54,6 +54,7 @@ __all__ = [
     "sends_version_connect",
     "strategy_allowed",
     "strategy_error",
+    "timestamp_sensor_name",
     "to_wire",
     "uses_milliseconds",
     "v4_connect_informs",
@@ -176,6 +177,23 @@ def _convert(
     for i in changed:
         args[i] = _convert_arg(args[i], to_device)
     return Message(msg.mtype, msg.name, *args, mid=msg.mid)
+
+
+def timestamp_sensor_name(msg: Message) -> Optional[bytes]:
+    """The sensor name if `msg` is a ``#sensor-list`` inform of a ``timestamp`` sensor.
+
+    A client learns from these which sensors' values are times (so that it
+    can build the `is_timestamp_sensor` test of :func:`from_wire`).
+    """
+    args = msg.arguments
+    if (
+        msg.mtype == Message.Type.INFORM
+        and msg.name == "sensor-list"
+        and len(args) >= 4
+        and args[3] == b"timestamp"
+    ):
+        return args[0]
+    return None
 
 
 def to_wire(
