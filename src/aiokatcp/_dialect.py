@@ -99,9 +99,7 @@ def _whole_millis(seconds: float) -> int:
 
 def encode_time(protocol: ProtocolFlags, seconds: float) -> bytes:
     """Encode a time (seconds) for the wire: ``repr`` in v5, whole ms in v4."""
-    if not uses_milliseconds(protocol):
-        return encode(float(seconds))
-    if not math.isfinite(seconds):
+    if not uses_milliseconds(protocol) or not math.isfinite(seconds):
         return encode(float(seconds))
     return b"%d" % _whole_millis(seconds)
 
@@ -118,7 +116,7 @@ def decode_time(protocol: ProtocolFlags, raw: bytes) -> float:
     return value / 1000.0 if uses_milliseconds(protocol) else value
 
 
-# Which arguments are times, by message (type, name).
+#: Index of the timestamp argument of each timestamped inform.
 _INFORM_TIME_ARG = {"sensor-status": 0, "sensor-value": 0, "log": 1}
 #: Indices of the time parameters of each sampling strategy.
 _STRATEGY_TIME_PARAMS: Dict[bytes, Tuple[int, ...]] = {
