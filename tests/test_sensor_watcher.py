@@ -454,7 +454,7 @@ async def test_without_bulk_flag_subscribes_one_by_one(
     await peer.expect(b"?sensor-list[1]")
     await peer.send(
         b"#sensor-list[1] a A \\@ integer",
-        b"#sensor-list[1] b B \\@ lru",  # not mirrored (unknown type), still subscribed
+        b"#sensor-list[1] b B \\@ widget",  # not mirrored (unknown type), still subscribed
         b"#sensor-list[1] c C \\@ discrete x y",
         b"!sensor-list[1] ok 3",
     )

@@ -1,6 +1,6 @@
 """aiokatcp: a pure-asyncio implementation of KATCP, the Karoo Array Telescope Control Protocol."""
 
-from . import adjtimex, client, connection, core, sensor, server, time_sync
+from . import adjtimex, client, connection, core, protocol, sensor, server, time_sync
 from ._blocking_client import BlockingClient
 from ._loop_thread import LoopThread
 from ._version import __version__
@@ -21,6 +21,7 @@ from .core import (
     register_type,
 )
 from .group import DeviceGroup, GroupResult, QuorumTimeout
+from .protocol import Lru, ProtocolFlags
 from .remote import DeviceState, InspectionError, RemoteDevice, RemoteSensor
 from .remote_blocking import BlockingDeviceGroup, BlockingRemoteDevice, BlockingRemoteSensor
 from .sensor import (
@@ -61,9 +62,11 @@ __all__ = [
     "InvalidReply",
     "KatcpSyntaxError",
     "LoopThread",
+    "Lru",
     "Message",
     "Now",
     "ProtocolError",
+    "ProtocolFlags",
     "QuorumTimeout",
     "Reading",
     "RemoteDevice",
@@ -88,6 +91,7 @@ __all__ = [
     "encode",
     "get_type",
     "minor_version",
+    "protocol",
     "register_type",
     "sensor",
     "server",

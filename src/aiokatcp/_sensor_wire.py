@@ -14,6 +14,7 @@ from __future__ import annotations
 import enum
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
+from ._lru import Lru
 from ._message import Message
 from ._typeinfo import encode, get_decoder
 from ._values import Address, Timestamp
@@ -42,6 +43,7 @@ SENSOR_TYPES: Dict[str, type] = {
     "discrete": enum.Enum,
     "address": Address,
     "string": bytes,
+    "lru": Lru,
 }
 #: Status by its wire name (``nominal`` -> ``Sensor.Status.NOMINAL``).
 STATUS_FROM_WIRE: Dict[bytes, Sensor.Status] = {
