@@ -4,6 +4,7 @@ Usage::
 
     python impl_client.py client --port P [--serial N] [--concurrency C] [--batches B]
     python impl_client.py watcher --port P --sensors N --rounds R
+    python impl_client.py watcher-add --port P --sensors N
 
 Connects to a raw-asyncio server started by ``scenarios.py`` and prints one JSON line
 with the measurements (wall time from :func:`time.perf_counter`, CPU time of this
@@ -16,6 +17,9 @@ process from :func:`time.process_time`).
     Attach an ``aiokatcp.SensorWatcher`` to a connected client and time until ``synced`` is
     set; then ask the server (``?bench-push R``) to send R rounds of updates for every
     sensor and time until the mirrored sensors hold the last value.
+``watcher-add``
+    With one ``SensorWatcher`` already mirroring every sensor, time adding a second one
+    (until it is ``synced``) and count the requests the client sends meanwhile.
 """
 
 from __future__ import annotations
@@ -132,9 +136,60 @@ async def bench_watcher(args: argparse.Namespace) -> Dict[str, Any]:
     return {**m.as_dict(), "params": vars(args)}
 
 
+class _BareWatcher(aiokatcp.AbstractSensorWatcher):
+    def __init__(self) -> None:
+        self.added = 0
+        self.synced = asyncio.Event()
+
+    def sensor_added(self, name: str, *args: Any) -> None:
+        self.added += 1
+
+    def state_updated(self, state: aiokatcp.SyncState) -> None:
+        if state == aiokatcp.SyncState.SYNCED:
+            self.synced.set()
+
+
+async def bench_watcher_add(args: argparse.Namespace) -> Dict[str, Any]:
+    m = _benchutil.Metrics()
+    client = await aiokatcp.Client.connect(_benchutil.HOST, args.port)
+    try:
+        first = aiokatcp.SensorWatcher(client)
+        client.add_sensor_watcher(first)
+        await asyncio.wait_for(first.synced.wait(), TIMEOUT)
+        sent: List[str] = []
+        request = client.request
+
+        async def counting(name: str, *request_args: Any, **kwargs: Any) -> Any:
+            sent.append(name)
+            return await request(name, *request_args, **kwargs)
+
+        client.request = counting  # type: ignore[method-assign]
+        second = aiokatcp.SensorWatcher(client)
+        cpu0 = time.process_time()
+        t0 = time.perf_counter()
+        client.add_sensor_watcher(second)
+        await asyncio.wait_for(second.synced.wait(), TIMEOUT)
+        m.add("add_ms", (time.perf_counter() - t0) * 1e3, "ms")
+        m.add("add_cpu_ms", (time.process_time() - cpu0) * 1e3, "ms")
+        # The client's own share: a watcher that does no work of its own per sensor.
+        bare = _BareWatcher()
+        t0 = time.perf_counter()
+        client.add_sensor_watcher(bare)
+        await asyncio.wait_for(bare.synced.wait(), TIMEOUT)
+        m.add("add_bare_ms", (time.perf_counter() - t0) * 1e3, "ms")
+        m.add("bare_missing_sensors", len(first.sensors) - bare.added, "count")
+        m.add("sensor_list_requests", sent.count("sensor-list"), "count")
+        m.add("requests_sent", len(sent), "count")
+        m.add("missing_sensors", len(first.sensors) - len(second.sensors), "count")
+    finally:
+        client.close()
+        await client.wait_closed()
+    return {**m.as_dict(), "params": vars(args)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("mode", choices=["client", "watcher"])
+    parser.add_argument("mode", choices=["client", "watcher", "watcher-add"])
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--serial", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=256)
@@ -142,7 +197,9 @@ def main() -> None:
     parser.add_argument("--sensors", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=10)
     args = parser.parse_args()
-    bench = bench_client if args.mode == "client" else bench_watcher
+    bench = {"client": bench_client, "watcher": bench_watcher, "watcher-add": bench_watcher_add}[
+        args.mode
+    ]
     result = asyncio.run(bench(args))
     _benchutil.emit_json({"version": aiokatcp.__version__, "python": sys.executable, **result})
 

@@ -55,6 +55,10 @@ class BenchServer(aiokatcp.DeviceServer):
         """Return the sum of two integers."""
         return x + y
 
+    async def request_sleep(self, ctx: aiokatcp.RequestContext, delay: float) -> None:
+        """Wait `delay` seconds (the slow request of the ``mixed`` scenario)."""
+        await asyncio.sleep(delay)
+
     async def request_bench_register(self, ctx: aiokatcp.RequestContext) -> None:
         """Drain this connection during the update loop (benchmark flow control)."""
         self.registered.append(ctx)

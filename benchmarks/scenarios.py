@@ -328,6 +328,96 @@ async def pipelined(python: str, quick: bool) -> Result:
     return {"version": srv.info["version"], **m.as_dict(), "params": params}
 
 
+@scenario("mixed")
+async def mixed(python: str, quick: bool) -> Result:
+    """Slow and fast mixed on one connection: 64 in flight, one of them a 100 ms request.
+
+    Whenever the slow request is answered another is sent, and every quick reply is
+    replaced by a new quick request, so the connection always holds one slow request
+    among 63 quick ones. Quick requests must not wait for the slow one.
+    """
+    depth, slow_delay = 64, 0.1
+    window = 2.0 if quick else 5.0
+    grace = 10.0
+    quick_template = b"?echo[%d] payload 12345\n"
+    slow_template = b"?sleep[%d] %.3f\n"
+    async with ImplServer(python) as srv:
+        conn = await RawConn.open(srv.port)
+        await sync_conn(conn)
+        quick_latencies: List[float] = []
+        slow_latencies: List[float] = []
+        sent: Dict[int, float] = {}
+        slow_mids: Set[int] = set()
+        next_mid = 1
+        in_window = 0
+
+        def send(quick_count: int, slow: bool) -> None:
+            nonlocal next_mid
+            t = time.perf_counter()
+            batch = []
+            if slow:
+                next_mid += 1
+                sent[next_mid] = t
+                slow_mids.add(next_mid)
+                batch.append(slow_template % (next_mid, slow_delay))
+            for _ in range(quick_count):
+                next_mid += 1
+                sent[next_mid] = t
+                batch.append(quick_template % next_mid)
+            conn.send(b"".join(batch))
+
+        before = await srv.stats()
+        start = time.perf_counter()
+        window_end = start + window
+        deadline = window_end + grace
+        send(depth - 1, True)
+        while sent:
+            remaining = deadline - time.perf_counter()
+            if remaining <= 0:
+                break
+            try:
+                lines = await asyncio.wait_for(conn.read_lines(), remaining)
+            except asyncio.TimeoutError:
+                break
+            if not lines:
+                break
+            t = time.perf_counter()
+            got_quick = 0
+            got_slow = False
+            for line in lines:
+                if line.startswith((b"!echo[", b"!sleep[")):
+                    mid = int(line[line.index(b"[") + 1 : line.index(b"]")])
+                    sent_time = sent.pop(mid, None)
+                    if sent_time is None:
+                        continue
+                    if mid in slow_mids:
+                        slow_mids.discard(mid)
+                        slow_latencies.append(t - sent_time)
+                        got_slow = True
+                    else:
+                        quick_latencies.append(t - sent_time)
+                        got_quick += 1
+            if t < window_end:
+                in_window += got_quick + got_slow
+                send(got_quick, got_slow)
+        elapsed = min(time.perf_counter(), window_end) - start
+        after = await srv.stats()
+        unanswered = len(sent)
+        await conn.close()
+    m = Metrics()
+    m.add("rps", in_window / elapsed, "req/s")
+    m.add("quick_p50_ms", percentile(quick_latencies, 50) * 1e3, "ms")
+    m.add("quick_p99_ms", percentile(quick_latencies, 99) * 1e3, "ms")
+    m.add("quick_max_ms", max(quick_latencies, default=float("nan")) * 1e3, "ms")
+    m.add("slow_p50_ms", percentile(slow_latencies, 50) * 1e3, "ms")
+    m.add("slow_count", len(slow_latencies), "count")
+    total = len(quick_latencies) + len(slow_latencies)
+    m.add("server_cpu_us", (after["cpu"] - before["cpu"]) / max(total, 1) * 1e6, "us/req")
+    m.add("unanswered", unanswered, "count")
+    params = {"depth": depth, "slow_delay_s": slow_delay, "window_s": window}
+    return {"version": srv.info["version"], **m.as_dict(), "params": params}
+
+
 @scenario("client")
 async def client(python: str, quick: bool) -> Result:
     serial_n, batches = (3000, 20) if quick else (10000, 60)
@@ -445,6 +535,17 @@ async def watcher(python: str, quick: bool) -> Result:
     async with RawServer(n_sensors) as raw:
         args = ["watcher", "--port", str(raw.port), "--sensors", str(n_sensors)]
         result = await run_impl_script(python, "impl_client.py", *args, "--rounds", str(rounds))
+    result["params"]["requests_seen"] = dict(raw.requests)
+    return result
+
+
+@scenario("watcher-add")
+async def watcher_add(python: str, quick: bool) -> Result:
+    """Add a second watcher to a client already mirroring 10k sensors."""
+    n_sensors = 10_000
+    async with RawServer(n_sensors) as raw:
+        args = ["watcher-add", "--port", str(raw.port), "--sensors", str(n_sensors)]
+        result = await run_impl_script(python, "impl_client.py", *args)
     result["params"]["requests_seen"] = dict(raw.requests)
     return result
 

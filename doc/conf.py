@@ -25,5 +25,6 @@ napoleon_numpy_docstring = True
 napoleon_google_docstring = False
 nitpicky = False
 html_theme = "sphinx_rtd_theme"
-exclude_patterns = ["_build"]
+# _drafts: pages waiting for code that is not merged yet (not part of the build).
+exclude_patterns = ["_build", "_drafts"]
 autodoc_inherit_docstrings = False

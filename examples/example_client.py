@@ -43,8 +43,8 @@ async def main(host: str, port: int, seconds: float) -> None:
             sensor.attach(on_update)
 
         if watcher.sensors:
-            name = next(iter(watcher.sensors))
-            print(f"One-off query of {name}: {await client.sensor_value(name)!r}")
+            first = next(iter(watcher.sensors))
+            print(f"One-off query of {first}: {await client.sensor_value(first)!r}")
 
         print(f"Updates for {seconds} s:")
         await asyncio.sleep(seconds)

@@ -1,5 +1,8 @@
 """Shared test set-up: every async test runs on async-solipsism's virtual-clock loop.
 
+The loop comes from the public toolkit (:func:`aiokatcp.testing.virtual_clock_loop`),
+whose pytest plugin is loaded too, so its own tests can use its fixtures.
+
 The loop comes in through pytest-asyncio's ``pytest_asyncio_loop_factories``
 hook (the ``event_loop_policy`` fixture pattern is deprecated and fails under
 ``filterwarnings = error``). With a virtual clock, ``await asyncio.sleep(60)``
@@ -15,9 +18,12 @@ import asyncio
 import os
 from typing import Callable, Dict
 
-import async_solipsism
 import pytest
 from hypothesis import HealthCheck, settings
+
+from aiokatcp.testing import virtual_clock_loop
+
+pytest_plugins = ["aiokatcp.testing.plugin", "pytester"]
 
 settings.register_profile("dev", max_examples=100, deadline=None)
 settings.register_profile(
@@ -37,4 +43,4 @@ def pytest_asyncio_loop_factories(
 ) -> Dict[str, Callable[[], asyncio.AbstractEventLoop]]:
     if item.get_closest_marker("real_loop") is not None:
         return {"real": asyncio.new_event_loop}
-    return {"solipsism": async_solipsism.EventLoop}
+    return {"solipsism": virtual_clock_loop}

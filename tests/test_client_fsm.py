@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import re
-from typing import Any, List, Optional
+from pathlib import Path
+from typing import Any, List, Optional, Tuple
 
 import async_solipsism
 from hypothesis import settings
@@ -21,7 +22,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from aiokatcp import Client, ProtocolError
-from aiokatcp._client_lifecycle import HAVE_CONNECTION, State
+from aiokatcp._client_state import HAVE_CONNECTION, State
 from aiokatcp.exceptions import FailReply
 from helpers import ScriptedPeer
 from test_client import PeerServer
@@ -176,3 +177,24 @@ class ClientMachine(RuleBasedStateMachine):
 
 TestClientMachine = ClientMachine.TestCase
 TestClientMachine.settings = settings(max_examples=150, stateful_step_count=30, deadline=None)
+
+
+def render_transition_table() -> str:
+    """The transition table of ``aiokatcp._client_state`` as an RST table."""
+    from aiokatcp._client_state import table_rows
+
+    rows = [("from", "event", "to"), *table_rows()]
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    rule = " ".join("=" * w for w in widths)
+
+    def line(row: Tuple[str, str, str]) -> str:
+        return " ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip()
+
+    return "\n".join([rule, line(rows[0]), rule, *(line(row) for row in rows[1:]), rule])
+
+
+def test_developer_doc_shows_the_transition_table() -> None:
+    doc = (Path(__file__).parent.parent / "doc" / "dev" / "client-fsm.rst").read_text()
+    begin = doc.index(".. begin-transition-table\n") + len(".. begin-transition-table\n")
+    end = doc.index(".. end-transition-table")
+    assert doc[begin:end].strip() == render_transition_table()

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import tracemalloc
 from typing import List
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from aiokatcp._codec import ParseResult
+from aiokatcp._codec import DEFAULT_LIMIT, ParseResult
 from aiokatcp.core import KatcpSyntaxError, Message, MessageParser, encode_messages
 from helpers import messages
 
@@ -162,3 +163,122 @@ def test_good_lines_survive_garbage(items: List[object]) -> None:
     # Every real message comes through, in order (garbage lines may happen to parse too).
     it = iter(msgs)
     assert all(any(m == g for m in it) for g in good)
+
+
+@pytest.mark.parametrize("digits", [11, 4301, 10_000])
+def test_huge_message_id_is_an_error_of_that_line_only(digits: int) -> None:
+    parser = MessageParser()
+    out = parser.feed(b"?a[1]\n?x[" + b"9" * digits + b"] arg\n?b[2]\n")
+    assert out[0] == Message.request("a", mid=1)
+    assert isinstance(out[1], KatcpSyntaxError)
+    assert f"message ID of {digits} digits is out of range" in str(out[1])
+    assert out[2] == Message.request("b", mid=2)
+
+
+def _peak_while_feeding(parser: MessageParser, chunks: List[bytes]) -> int:
+    """Peak bytes allocated (tracemalloc) while `chunks` are fed, chunks themselves excluded."""
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        base = tracemalloc.get_traced_memory()[0]
+        for chunk in chunks:
+            assert parser.feed(chunk) == []
+        return tracemalloc.get_traced_memory()[1] - base
+    finally:
+        tracemalloc.stop()
+
+
+def test_trickled_line_is_not_recopied_per_chunk() -> None:
+    # 2 MiB of one line in 1 KiB pieces: the old parser built partial + chunk for every
+    # piece (quadratic copying, peak of two copies of the partial line); now each piece is
+    # appended to one buffer.
+    size = 2 * 1024**2
+    chunks = [bytes([97 + i % 26]) * 1024 for i in range(size // 1024)]
+    chunks[0] = b"?echo " + chunks[0][6:]
+    parser = MessageParser()
+    peak = _peak_while_feeding(parser, chunks)
+    assert parser.buffered == size
+    assert peak < 1.4 * size
+    (msg,) = parser.feed(b" end\n")
+    assert isinstance(msg, Message)
+    assert msg.arguments[0] == b"".join(chunks)[6:]
+    assert msg.arguments[1] == b"end"
+    assert parser.buffered == 0
+
+
+def test_over_long_trickled_line_is_dropped_as_it_arrives() -> None:
+    limit = 64 * 1024
+    chunks = [b"?x "] + [bytes([97 + i % 26]) * 1000 for i in range(1000)]
+    parser = MessageParser(limit)
+    peak = _peak_while_feeding(parser, chunks)
+    assert parser.buffered == 0
+    assert peak < 2 * limit
+    out = parser.feed(b"tail\r?ok\n")
+    assert len(out) == 2
+    assert isinstance(out[0], KatcpSyntaxError)
+    assert str(out[0]) == f"line too long (limit is {limit} bytes)"
+    assert out[1] == Message.request("ok")
+    assert parser.feed_eof() == []
+
+
+def test_partial_line_then_chunk_with_many_lines() -> None:
+    parser = MessageParser(limit=10)
+    assert parser.feed(b"?ab") == []
+    assert parser.feed(b"c") == []
+    out = parser.feed(b"d\n?e\r\n?12345678901\n?f")
+    assert out[:2] == [Message.request("abcd"), Message.request("e")]
+    assert isinstance(out[2], KatcpSyntaxError)
+    assert parser.buffered == 2
+    assert parser.feed(b"\n") == [Message.request("f")]
+
+
+# Pieces of the grammar (and of its edge cases) that random bytes almost never hit.
+_FRAGMENTS = [
+    b"?",
+    b"!",
+    b"#",
+    b"sensor-value",
+    b"x",
+    b"[",
+    b"]",
+    b"1",
+    b"0",
+    b"2147483648",
+    b"9" * 11,
+    b"9" * 5000,
+    b" ",
+    b"\t",
+    b"\\",
+    b"\\_",
+    b"\\@",
+    b"\\q",
+    b"\r",
+    b"\n",
+    b"\0",
+    b"\x1b",
+    b"\x0b",
+    b"\xff",
+    b"ok",
+]
+
+
+@given(
+    st.lists(st.sampled_from(_FRAGMENTS), max_size=40),
+    st.lists(st.integers(0, 20_000), max_size=10),
+    st.sampled_from([2, 16, 64, 6000, DEFAULT_LIMIT]),
+)
+def test_fuzz_grammar_fragments(pieces: List[bytes], cuts: List[int], limit: int) -> None:
+    data = b"".join(pieces)
+    whole = MessageParser(limit)
+    expected = whole.feed(data) + whole.feed_eof()
+    parser = MessageParser(limit)
+    out = _feed_all(parser, _chunked(data, cuts))
+    assert parser.buffered < limit
+    out += parser.feed_eof()
+    assert _describe(out) == _describe(expected)
+    for result in out:
+        if isinstance(result, Message):
+            assert result.mid is None or 1 <= result.mid <= 2**31 - 1
+            assert Message.parse(bytes(result)) == result
+        else:
+            assert isinstance(result, KatcpSyntaxError)

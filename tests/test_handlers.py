@@ -56,7 +56,7 @@ def test_varargs_each_decoded() -> None:
     wrapped = wrap_handler("x", handler, 1)
     assert wrapped(None, req(b"1")) == (True, ())
     assert wrapped(None, req(b"0", b"4", b"5")) == (False, (4, 5))
-    with pytest.raises(FailReply, match=r"argument 'rest': b'z' is not a valid integer"):
+    with pytest.raises(FailReply, match=r"^invalid literal for int\(\) with base 10: b'z'$"):
         wrapped(None, req(b"0", b"4", b"z"))
 
 
@@ -67,18 +67,18 @@ def test_union_and_enum_and_address() -> None:
     wrapped = wrap_handler("x", handler, 1)
     assert wrapped(None, req(b"7", b"1.2.3.4:5"))[0] == 7
     assert wrapped(None, req(b"dark-blue", b"1.2.3.4"))[0] is Color.DARK_BLUE
-    with pytest.raises(FailReply, match=r"argument 'v'"):
+    with pytest.raises(FailReply, match=r"^b'green' is not a valid int or Color$"):
         wrapped(None, req(b"green", b"1.2.3.4"))
 
 
-def test_bad_argument_message_names_argument() -> None:
+def test_bad_argument_message_is_the_decoders_text() -> None:
     def handler(ctx: Any, x: int) -> None:
         pass
 
     wrapped = wrap_handler("x", handler, 1)
     with pytest.raises(FailReply) as info:
         wrapped(None, req(b"abc"))
-    assert str(info.value) == "argument 'x': b'abc' is not a valid integer"
+    assert str(info.value) == "invalid literal for int() with base 10: b'abc'"
 
 
 def test_wrong_counts() -> None:
@@ -86,11 +86,9 @@ def test_wrong_counts() -> None:
         pass
 
     wrapped = wrap_handler("add", handler, 1)
-    with pytest.raises(FailReply, match=r"missing argument 'x' for add"):
+    with pytest.raises(FailReply, match=r"^missing a required argument: 'x'$"):
         wrapped(None, req())
-    with pytest.raises(
-        FailReply, match=r"too many arguments for add \(expected at most 2, got 3\)"
-    ):
+    with pytest.raises(FailReply, match=r"^too many arguments for add$"):
         wrapped(None, req(b"1", b"2", b"3"))
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import enum
+import tracemalloc
 from typing import Any, Optional, Tuple
 
 import pytest
@@ -242,3 +243,67 @@ def test_request_bytes_matches_message(args: Tuple[Any, ...], mid: Optional[int]
 def test_request_bytes_rejects_like_message(name: str, mid: Optional[int]) -> None:
     with pytest.raises(ValueError):
         request_bytes(name, mid, ())
+
+
+@pytest.mark.parametrize(
+    ("mid", "text"),
+    [
+        (b"2147483648", "message ID 2147483648 is out of range"),
+        (b"9" * 11, "message ID of 11 digits is out of range"),
+        (b"9" * 5000, "message ID of 5000 digits is out of range"),
+    ],
+)
+def test_parse_out_of_range_mid(mid: bytes, text: str) -> None:
+    with pytest.raises(KatcpSyntaxError, match=text):
+        Message.parse(b"!x[" + mid + b"] ok\n")
+
+
+@pytest.mark.parametrize(
+    ("arg", "text"),
+    [
+        (b"a" * 2**20 + b"\\q", r"invalid escape b'\\q' at position 1048580"),
+        (b"\\_" * 2**19 + b"\\", "backslash at end of argument (position 1048580)"),
+        (b"a\\\\" * 2**18 + b"\0", r"unescaped byte b'\x00' at position 786436"),
+    ],
+)
+def test_describing_a_long_bad_line_is_linear(arg: bytes, text: str) -> None:
+    # The old description walked each byte in Python and matched each argument with a
+    # regex whose repeated group keeps state per byte (hundreds of MiB for a 16 MiB line);
+    # the escape check made a list of every escape (about 50 bytes each).
+    line = b"?x " + arg + b"\n"
+    tracemalloc.start()
+    try:
+        with pytest.raises(KatcpSyntaxError) as info:
+            Message.parse(line)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert str(info.value) == text
+    assert peak < 8 * len(line)
+
+
+@pytest.mark.parametrize(
+    ("line", "text"),
+    [
+        (b"?x a\\ b", "backslash at end of argument (position 5)"),
+        (b"?x a\\\tb", "backslash at end of argument (position 5)"),
+        (b"?x a\\\\\\ b", "backslash at end of argument (position 7)"),
+        (b"?x a\\\\ \\w", r"invalid escape b'\\w' at position 8"),
+        (b"?x \\\x1b", r"invalid escape b'\\\x1b' at position 4"),
+        (b"?x ok \x1b\\q", r"unescaped byte b'\x1b' at position 7"),
+    ],
+)
+def test_first_problem_in_line(line: bytes, text: str) -> None:
+    with pytest.raises(KatcpSyntaxError) as info:
+        Message.parse(line + b"\n")
+    assert str(info.value) == text
+
+
+@pytest.mark.parametrize(
+    ("arg", "text"),
+    [(b"a\\ b", r"invalid escape b'\\ ' at position 2"), (b"a b", "malformed argument")],
+)
+def test_unescape_argument_first_problem(arg: bytes, text: str) -> None:
+    with pytest.raises(KatcpSyntaxError) as info:
+        Message.unescape_argument(arg)
+    assert str(info.value) == text

@@ -55,6 +55,7 @@ SEMI_PUBLIC = [
     ("server", "ClientConnection"),
     ("server", "DeviceServerMeta"),
     ("client", "ClientMeta"),
+    ("client", "ConnectAttempt"),
     ("tools.katcpcmd", "main"),
 ]
 
@@ -176,10 +177,14 @@ def test_pure_layer_has_no_asyncio() -> None:
     src = pathlib.Path(aiokatcp.__file__).parent
     pure = ["core.py", "exceptions.py", "sensor.py", "adjtimex.py", "time_sync.py"]
     pure += [
-        p.name
-        for p in src.glob("_*.py")
-        if not p.name.startswith(("_server_", "_client_", "__")) and p.name != "_compat.py"
-    ]  # (_compat.py is the asyncio backports module)
+        p.name for p in src.glob("_*.py") if not p.name.startswith(("_server_", "_client_", "__"))
+    ]
+    # (asyncio modules: the loop thread, the blocking client, the asyncio backports)
+    pure = [
+        name
+        for name in pure
+        if name not in ("_loop_thread.py", "_blocking_client.py", "_compat.py")
+    ]
     for name in pure:
         tree = ast.parse((src / name).read_text())
         for node in ast.walk(tree):
@@ -187,3 +192,48 @@ def test_pure_layer_has_no_asyncio() -> None:
                 assert all(a.name.split(".")[0] != "asyncio" for a in node.names), name
             elif isinstance(node, ast.ImportFrom):
                 assert (node.module or "").split(".")[0] != "asyncio", name
+
+
+# aiokatcp.testing (new in 2.4; imported on its own, not by ``import aiokatcp``).
+TESTING = [
+    "Expected",
+    "PeerServer",
+    "ScriptedPeer",
+    "assert_request_fails",
+    "client_for",
+    "running",
+    "virtual_clock_loop",
+    "wait_for_sensor",
+]
+TESTING_FIXTURES = [
+    "katcp_client",
+    "katcp_device",
+    "katcp_peer",
+    "katcp_peer_server",
+    "katcp_server",
+]
+
+
+def test_testing_toolkit_names() -> None:
+    testing = importlib.import_module("aiokatcp.testing")
+    assert sorted(testing.__all__) == TESTING
+    for name in TESTING:
+        obj = getattr(testing, name)
+        if inspect.isclass(obj):
+            assert obj.__module__ == "aiokatcp.testing"
+    plugin = importlib.import_module("aiokatcp.testing.plugin")
+    for name in TESTING_FIXTURES:
+        assert name in plugin.__all__ and hasattr(plugin, name)
+    assert [(n, d) for n, d in _params(testing.wait_for_sensor)] == [
+        ("sensor", inspect.Parameter.empty),
+        ("condition", inspect.Parameter.empty),
+        ("timeout", 5.0),
+    ]
+    assert dict(_params(testing.assert_request_fails))["match"] is None
+
+
+@pytest.mark.parametrize("name", ["BlockingClient", "LoopThread"])
+def test_thread_helpers_are_public(name: str) -> None:
+    obj = getattr(aiokatcp, name)
+    assert name in aiokatcp.__all__
+    assert obj.__module__ == "aiokatcp"

@@ -10,11 +10,13 @@ import pytest
 
 from aiokatcp import Address, Timestamp
 from aiokatcp._sampling import (
+    DEFAULT_MIN_INTERVAL,
     SamplerState,
     Strategy,
     StrategySpec,
     make_spec,
     parse_spec,
+    resolve_strategy,
     spec_from_parameters,
 )
 from aiokatcp.sensor import Reading, Sensor
@@ -136,14 +138,14 @@ def test_parse_engine_settings() -> None:
         (S.PERIOD, (b"-1",), "period must be positive"),
         (S.PERIOD, (b"nan",), "period must be positive"),
         (S.PERIOD, (b"inf",), "period must be positive"),
-        (S.PERIOD, (b"soon",), "not a valid timestamp"),
+        (S.PERIOD, (b"soon",), "could not convert string to float: b'soon'"),
         (S.EVENT_RATE, (b"2", b"1"), "must not be greater than longest"),
         (S.EVENT_RATE, (b"0", b"0"), "longest interval must be positive"),
         (S.EVENT_RATE, (b"1", b"-1"), "longest interval must be positive"),
         (S.EVENT_RATE, (b"-1", b"1"), "shortest interval must not be negative"),
         (S.DIFFERENTIAL, (b"-1",), "difference must not be negative"),
         (S.DIFFERENTIAL, (b"nan",), "difference must not be negative"),
-        (S.DIFFERENTIAL, (b"x",), "not a valid float"),
+        (S.DIFFERENTIAL, (b"x",), "could not convert string to float: b'x'"),
         (S.DIFFERENTIAL_RATE, (b"1", b"3", b"2"), "must not be greater than longest"),
         (S.DIFFERENTIAL_RATE, (b"-1", b"1", b"2"), "difference must not be negative"),
     ],
@@ -154,7 +156,7 @@ def test_parse_invalid(strategy: Strategy, raw: Tuple[bytes, ...], message: str)
 
 
 def test_differential_difference_uses_sensor_type() -> None:
-    with pytest.raises(ValueError, match="not a valid integer"):
+    with pytest.raises(ValueError, match="invalid literal for int"):
         parse_spec(S.DIFFERENTIAL, (b"1.5",), int)
     result = parse_spec(S.DIFFERENTIAL, (b"1.5",), float)
     assert result is not None and result.difference == 1.5
@@ -390,3 +392,60 @@ def test_restart_resets_schedule() -> None:
     sim.state.start(sim.current, 0.7)
     assert not sim.state.pending
     assert sim.state.deadline == 10.7
+
+
+# -- minimum sampling interval (hostile clients) ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("strategy", "raw", "message"),
+    [
+        (S.PERIOD, (b"1e-6",), "period must be at least 0.001 s"),
+        (S.PERIOD, (b"0.0009",), "period must be at least 0.001 s"),
+        (S.EVENT_RATE, (b"0", b"1e-6"), "longest interval must be at least 0.001 s"),
+        (S.DIFFERENTIAL_RATE, (b"1", b"0", b"1e-9"), "longest interval must be at least 0.001 s"),
+    ],
+)
+def test_default_minimum_interval(strategy: Strategy, raw: Tuple[bytes, ...], message: str) -> None:
+    assert DEFAULT_MIN_INTERVAL == 0.001
+    with pytest.raises(ValueError, match=f"{message} \\(the server's minimum sampling interval\\)"):
+        parse_spec(strategy, raw, float)
+
+
+@pytest.mark.parametrize(
+    ("strategy", "raw"),
+    [
+        (S.PERIOD, (b"0.001",)),
+        (S.EVENT_RATE, (b"0", b"0.001")),  # S = 0 (report every change) stays valid
+        (S.EVENT_RATE, (b"0.0001", b"1")),
+        (S.DIFFERENTIAL_RATE, (b"1", b"0", b"0.5")),
+    ],
+)
+def test_minimum_interval_allows_at_and_above(strategy: Strategy, raw: Tuple[bytes, ...]) -> None:
+    assert parse_spec(strategy, raw, float) is not None
+
+
+def test_minimum_interval_is_configurable() -> None:
+    with pytest.raises(ValueError, match=r"period must be at least 0\.5 s"):
+        parse_spec(S.PERIOD, (b"0.25",), float, min_interval=0.5)
+    with pytest.raises(ValueError, match=r"longest interval must be at least 0\.5 s"):
+        parse_spec(S.EVENT_RATE, (b"0", b"0.25"), float, min_interval=0.5)
+    relaxed = parse_spec(S.PERIOD, (b"1e-6",), float, min_interval=0.0)
+    assert relaxed is not None and relaxed.longest == 1e-6
+    # Still positive, whatever the minimum.
+    with pytest.raises(ValueError, match="period must be positive"):
+        parse_spec(S.PERIOD, (b"0",), float, min_interval=0.0)
+
+
+def test_resolve_strategy_passes_minimum_but_not_for_auto() -> None:
+    sensor: Sensor[float] = Sensor(float, "fast", "device-chosen fast period")
+    with pytest.raises(ValueError, match=r"period must be at least 0\.001 s"):
+        resolve_strategy(sensor, S.PERIOD, [b"1e-4"])
+    with pytest.raises(ValueError, match=r"period must be at least 0\.01 s"):
+        resolve_strategy(sensor, S.PERIOD, [b"0.005"], min_interval=0.01)
+    sensor.auto_strategy = S.PERIOD
+    sensor.auto_strategy_parameters = (1e-4,)
+    spec, is_auto = resolve_strategy(sensor, S.AUTO, [], min_interval=0.01)
+    assert is_auto and spec is not None and spec.longest == 1e-4
+    # Python API for device code is not bounded either.
+    assert make_spec(S.PERIOD, (1e-4,), float) is not None

@@ -48,6 +48,16 @@ class DemoServer(DeviceServer):
         """Divide by zero."""
         1 / 0  # noqa: B018
 
+    async def request_deep(self, ctx: RequestContext, n: int) -> None:
+        """Fail n calls deep."""
+
+        def dive(k: int) -> None:
+            if k == 0:
+                raise ValueError("bottom")
+            dive(k - 1)
+
+        dive(n)
+
     async def request_multi(self, ctx: RequestContext) -> Tuple[str, float, bool, LogLevel]:
         """Return several values after an inform and a suspension."""
         ctx.inform("working")
@@ -181,8 +191,9 @@ async def test_help_all(server: DemoServer, peer: ScriptedPeer) -> None:
     names = [line.split(b" ")[1] for line in lines[:-1]]
     assert names == sorted(names)
     assert len(names) == len(server._request_handlers)
-    for expected in [b"halt", b"help", b"watchdog", b"version-list", b"log-level", b"restart"]:
+    for expected in [b"halt", b"help", b"watchdog", b"version-list", b"log-level"]:
         assert expected in names
+    assert b"restart" not in names  # DemoServer does not override restart()
     assert b"#help add Add\\_two\\_integers." in lines
     assert b"#help echo Return\\_the\\_arguments\\_(a\\_plain\\_``def``\\_handler)." in lines
     assert lines[-1] == f"!help ok {len(names)}".encode()
@@ -206,15 +217,13 @@ async def test_log_level(server: DemoServer, peer: ScriptedPeer) -> None:
     assert await peer.request(b"?log-level") == [b"!log-level ok warn"]
     for level in [b"off", b"fatal", b"error", b"warn", b"info", b"debug", b"trace", b"all"]:
         assert await peer.request(b"?log-level " + level) == [b"!log-level ok " + level]
-    assert server._log_level == LogLevel.ALL
+    assert server.log_level == LogLevel.ALL
     lines = await peer.request(b"?log-level loud")
-    assert lines[0].startswith(b"!log-level fail argument\\_'level':\\_b'loud'\\_is\\_not")
+    assert lines == [b"!log-level fail b'loud'\\_is\\_not\\_a\\_valid\\_value\\_for\\_LogLevel"]
 
 
-async def test_restart_default_fails(peer: ScriptedPeer) -> None:
-    assert await peer.request(b"?restart") == [
-        b"!restart fail restart\\_is\\_not\\_supported\\_by\\_this\\_device"
-    ]
+async def test_restart_absent_unless_implemented(peer: ScriptedPeer) -> None:
+    assert await peer.request(b"?restart") == [b"!restart invalid unknown\\_request\\_restart"]
 
 
 async def test_restart_hook() -> None:
@@ -258,45 +267,45 @@ async def test_request_timeout_hint(peer: ScriptedPeer) -> None:
     [
         (b"?add 2", [b"!add ok 3"]),
         (b"?add[7] 2 3", [b"!add[7] ok 5"]),
-        (b"?add x", [b"!add fail argument\\_'x':\\_b'x'\\_is\\_not\\_a\\_valid\\_integer"]),
-        (
-            b"?add 1 2 3",
-            [
-                b"!add fail too\\_many\\_arguments\\_for\\_add"
-                b"\\_(expected\\_at\\_most\\_2,\\_got\\_3)"
-            ],
-        ),
-        (
-            b"?add",
-            [
-                b"!add fail missing\\_argument\\_'x'\\_for\\_add"
-                b"\\_(expected\\_at\\_least\\_1,\\_got\\_0)"
-            ],
-        ),
+        # the texts of aiokatcp 2.3 (contract §10.2)
+        (b"?add x", [b"!add fail invalid\\_literal\\_for\\_int()\\_with\\_base\\_10:\\_b'x'"]),
+        (b"?add 1 2 3", [b"!add fail too\\_many\\_arguments\\_for\\_add"]),
+        (b"?add", [b"!add fail missing\\_a\\_required\\_argument:\\_'x'"]),
         (b"?echo a \\_b \\@", [b"!echo ok a \\_b \\@"]),
         (b"?echo", [b"!echo ok"]),
         (b"?fail", [b"!fail fail no\\_good"]),
         (b"?invalid[4]", [b"!invalid[4] invalid bad\\_form"]),
         (b"?nosuch", [b"!nosuch invalid unknown\\_request\\_nosuch"]),
-        (
-            b"?crash",
-            [b"!crash fail uncaught\\_exception:\\_ZeroDivisionError:\\_division\\_by\\_zero"],
-        ),
         (b"?multi[2]", [b"#multi[2] working", b"!multi[2] ok done 1.5 1 info"]),
         (b"?list 2", [b"#list 0 item\\_0", b"#list 1 item\\_1", b"!list ok 2"]),
         (b"?list 0", [b"!list ok 0"]),
         (b"?reply-self", [b"!reply-self ok by-hand"]),
-        (
-            b"?bad-return",
-            [
-                b"!bad-return fail uncaught\\_exception:\\_TypeError:"
-                b"\\_<class\\_'object'>\\_is\\_not\\_registered"
-            ],
-        ),
     ],
 )
 async def test_request_wire(peer: ScriptedPeer, request_line: bytes, expected: List[bytes]) -> None:
     assert await peer.request(request_line) == expected
+
+
+@pytest.mark.parametrize(
+    ("name", "error"),
+    [
+        (b"crash", b"ZeroDivisionError:\\_division\\_by\\_zero\\n"),
+        (b"bad-return", b"TypeError:\\_<class\\_'object'>\\_is\\_not\\_registered"),
+    ],
+)
+async def test_uncaught_exception_fails_with_traceback(
+    peer: ScriptedPeer, name: bytes, error: bytes
+) -> None:
+    [reply] = await peer.request(b"?" + name)
+    assert reply.startswith(b"!" + name + b" fail Traceback\\_(most\\_recent\\_call\\_last):\\n")
+    assert error in reply
+
+
+async def test_traceback_is_bounded(server: DemoServer, peer: ScriptedPeer) -> None:
+    [long] = await peer.request(b"?deep 200")
+    assert long.endswith(b"ValueError:\\_bottom\\n")
+    repeated = re.search(rb"repeated\\_(\d+)\\_more", long)
+    assert repeated is not None and int(repeated.group(1)) < DemoServer.tb_limit
 
 
 async def test_uncaught_exception_logged(
@@ -316,7 +325,7 @@ async def test_uncaught_exception_logged(
             b"RuntimeError:\\_request\\_'reply-twice'\\_has\\_already\\_been\\_replied\\_to",
         ),
         (b"reply-then-raise", b"too\\_late"),
-        (b"reply-and-return", b"replied\\_and\\_also\\_returned\\_a\\_value"),
+        (b"reply-and-return", b"replied\\_and\\_returned\\_a\\_value"),
         (b"inform-after-reply", b"already\\_been\\_replied\\_to"),
     ],
 )
@@ -325,9 +334,8 @@ async def test_error_after_reply_becomes_log(peer: ScriptedPeer, name: bytes, er
     reply, log = await peer.readlines(2)
     assert reply == b"!" + name + b" ok"
     assert re.fullmatch(
-        rb"#log error \d+\.\d+ aiokatcp.server error\\_in\\_handler\\_for\\_"
-        + re.escape(name)
-        + rb"\\_after\\_it\\_had\\_replied:\\_.*",
+        rb"#log error \d+\.\d+ aiokatcp.server "
+        rb"(Traceback\\_\(most\\_recent\\_call\\_last\)|RuntimeError).*",
         log,
     )
     assert error in log

@@ -1,6 +1,8 @@
 """aiokatcp: a pure-asyncio implementation of KATCP, the Karoo Array Telescope Control Protocol."""
 
-from . import adjtimex, client, connection, core, sensor, server, time_sync
+from . import adjtimex, client, connection, core, protocol, sensor, server, time_sync
+from ._blocking_client import BlockingClient
+from ._loop_thread import LoopThread
 from ._version import __version__
 from .client import AbstractSensorWatcher, Client, ProtocolError, SensorWatcher, SyncState
 from .connection import Connection, FailReply, InvalidReply
@@ -18,6 +20,10 @@ from .core import (
     get_type,
     register_type,
 )
+from .group import DeviceGroup, GroupResult, QuorumTimeout
+from .protocol import Lru, ProtocolFlags
+from .remote import DeviceState, InspectionError, RemoteDevice, RemoteSensor
+from .remote_blocking import BlockingDeviceGroup, BlockingRemoteDevice, BlockingRemoteSensor
 from .sensor import (
     AggregateSensor,
     Reading,
@@ -39,18 +45,32 @@ __all__ = [
     "AbstractSensorWatcher",
     "Address",
     "AggregateSensor",
+    "BlockingClient",
+    "BlockingDeviceGroup",
+    "BlockingRemoteDevice",
+    "BlockingRemoteSensor",
     "Client",
     "ClockState",
     "Connection",
+    "DeviceGroup",
     "DeviceServer",
+    "DeviceState",
     "DeviceStatus",
     "FailReply",
+    "GroupResult",
+    "InspectionError",
     "InvalidReply",
     "KatcpSyntaxError",
+    "LoopThread",
+    "Lru",
     "Message",
     "Now",
     "ProtocolError",
+    "ProtocolFlags",
+    "QuorumTimeout",
     "Reading",
+    "RemoteDevice",
+    "RemoteSensor",
     "RequestContext",
     "Sensor",
     "SensorSampler",
@@ -71,6 +91,7 @@ __all__ = [
     "encode",
     "get_type",
     "minor_version",
+    "protocol",
     "register_type",
     "sensor",
     "server",

@@ -1,7 +1,7 @@
 """Small pieces of the client that need no client state.
 
 Owned by :mod:`aiokatcp.client`: parsing ``#version-connect`` versions and
-timeout hints, decoding ``#sensor-value`` informs, re-logging ``#log``
+timeout hints, turning replies into exceptions, re-logging ``#log``
 informs, and calling user callbacks without letting them break the client.
 """
 
@@ -10,42 +10,30 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import socket
 from typing import Any, Callable, Dict, FrozenSet, List, Optional, Tuple
 
 from ._message import Message
 from ._typeinfo import get_decoder
-from ._values import Address, LogLevel, Timestamp
+from ._values import LogLevel
 from .exceptions import FailReply, InvalidReply
-from .sensor import Reading, Sensor
 
 __all__ = [
     "call_isolated",
     "connection_reset",
-    "decode_sensor_value",
+    "enable_tcp_keepalive",
     "expire",
     "log_remote",
     "parse_protocol_version",
     "parse_timeout_hints",
     "reply_error",
-    "sensor_value_type",
 ]
 
-logger = logging.getLogger("aiokatcp.client")
 #: ``#log`` informs from servers are re-logged here (level mapped from the KATCP level).
 remote_logger = logging.getLogger("aiokatcp.client.remote")
 
 _VERSION_RE = re.compile(r"^(\d+)\.(\d+)(?:-(.*))?$")
 _LOG_LEVELS = {level.name.lower().encode(): int(level) for level in LogLevel}
-#: Python types used to decode sensor values by KATCP type name (discrete and string: bytes).
-_SENSOR_VALUE_TYPES: Dict[bytes, type] = {
-    b"integer": int,
-    b"float": float,
-    b"boolean": bool,
-    b"timestamp": Timestamp,
-    b"address": Address,
-}
-_decode_status = get_decoder(Sensor.Status)
-_decode_timestamp = get_decoder(Timestamp)
 
 
 def parse_protocol_version(version: str) -> Optional[Tuple[int, int, FrozenSet[str]]]:
@@ -73,26 +61,6 @@ def parse_timeout_hints(
     return hints
 
 
-def sensor_value_type(sensor_list_informs: List[Message], name: str) -> type:
-    """The Python type for decoding a sensor's value, from its ``#sensor-list`` inform."""
-    if len(sensor_list_informs) != 1 or len(sensor_list_informs[0].arguments) < 4:
-        raise FailReply(f"unexpected ?sensor-list reply for {name!r}")
-    return _SENSOR_VALUE_TYPES.get(sensor_list_informs[0].arguments[3], bytes)
-
-
-def decode_sensor_value(informs: List[Message], sensor_type: Any) -> Reading[Any]:
-    """Decode the single ``#sensor-value`` inform expected in `informs`."""
-    if len(informs) != 1:
-        raise FailReply(f"Server returned {len(informs)} sensors, but only 1 expected")
-    args = informs[0].arguments
-    if len(args) != 5:
-        raise ValueError(f"malformed #sensor-value inform: {informs[0]}")
-    timestamp = _decode_timestamp(args[0])
-    status = _decode_status(args[3])
-    value = get_decoder(sensor_type)(args[4])
-    return Reading(timestamp, status, value)
-
-
 def log_remote(
     address: object, level: bytes, timestamp: bytes, name: bytes, message: Tuple[bytes, ...]
 ) -> None:
@@ -110,25 +78,25 @@ def log_remote(
     )
 
 
-def reply_error(name: str, reply_args: List[bytes]) -> Exception:
-    """The exception for a reply that is not ``ok`` (``Client.request`` raises it)."""
-    text = b" ".join(reply_args[1:]).decode("utf-8", errors="replace")
-    if not reply_args:
-        return InvalidReply(f"empty reply to ?{name}")
-    if reply_args[0] == b"fail":
+def reply_error(reply_args: List[bytes]) -> Exception:
+    """The exception for a reply that is not ``ok`` (``Client.request`` raises it).
+
+    As in 2.x, its message is the reply's second argument only (empty if none).
+    """
+    text = reply_args[1].decode("utf-8", errors="replace") if len(reply_args) > 1 else ""
+    if reply_args and reply_args[0] == b"fail":
         return FailReply(text)
-    if reply_args[0] == b"invalid":
-        return InvalidReply(text)
-    code = reply_args[0].decode("utf-8", errors="replace")
-    return InvalidReply(f"{code}: {text}" if text else code)
+    return InvalidReply(text)
 
 
-def call_isolated(what: str, func: Callable[..., Any], *args: Any) -> None:
+def call_isolated(
+    log: logging.LoggerAdapter[Any], what: str, func: Callable[..., Any], *args: Any
+) -> None:
     """Call a user callback, logging (not propagating) any exception it raises."""
     try:
         func(*args)
     except Exception:
-        logger.exception("Exception in %s %r", what, func)
+        log.exception("Exception in %s %r", what, func)
 
 
 def connection_reset() -> Exception:
@@ -140,3 +108,20 @@ def expire(future: asyncio.Future[Any], name: str, timeout: float) -> None:
     """Timer callback: fail a request that got no reply in time."""
     if not future.done():
         future.set_exception(asyncio.TimeoutError(f"No reply to ?{name} within {timeout} s"))
+
+
+def enable_tcp_keepalive(transport: Any, interval: float, log: logging.LoggerAdapter[Any]) -> None:
+    """Let the kernel probe an idle connection too (it sees a dead peer even mid-request)."""
+    sock = transport.get_extra_info("socket")
+    if sock is None:
+        return
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        seconds = max(1, int(interval))
+        for option in ("TCP_KEEPIDLE", "TCP_KEEPINTVL"):
+            if hasattr(socket, option):
+                sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, option), seconds)
+        if hasattr(socket, "TCP_KEEPCNT"):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, 3)
+    except OSError as exc:  # pragma: no cover - depends on the platform
+        log.debug("Could not enable TCP keepalive: %s", exc)

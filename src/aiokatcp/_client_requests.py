@@ -40,12 +40,18 @@ ReplyAndInforms = Tuple[Message, List[Message]]
 class PendingRequest:
     """One request waiting for its reply."""
 
-    __slots__ = ("abandoned", "future", "informs", "mid", "name")
+    __slots__ = ("abandoned", "callback", "future", "informs", "mid", "name")
 
     def __init__(
-        self, name: str, mid: Optional[int], future: asyncio.Future[ReplyAndInforms]
+        self,
+        name: str,
+        mid: Optional[int],
+        future: asyncio.Future[ReplyAndInforms],
+        callback: Optional[Callable[[Message], None]] = None,
     ) -> None:
         self.name = name
+        #: Called with each inform as it arrives (the request's ``inform_callback``).
+        self.callback = callback
         self.mid = mid
         self.future = future
         self.informs: List[Message] = []
@@ -84,10 +90,14 @@ class RequestTracker:
         return mid
 
     def add(
-        self, name: str, mid: Optional[int], future: asyncio.Future[ReplyAndInforms]
+        self,
+        name: str,
+        mid: Optional[int],
+        future: asyncio.Future[ReplyAndInforms],
+        callback: Optional[Callable[[Message], None]] = None,
     ) -> PendingRequest:
-        """Register a request about to be sent."""
-        req = PendingRequest(name, mid, future)
+        """Register a request about to be sent (`callback` sees each of its informs)."""
+        req = PendingRequest(name, mid, future, callback)
         if mid is not None:
             self._by_mid[mid] = req
         else:
@@ -145,6 +155,8 @@ class RequestTracker:
             req = queue[0]
         if not req.abandoned:
             req.informs.append(msg)
+            if req.callback is not None:
+                req.callback(msg)
         return True
 
     def fail_all(self, make_exc: Callable[[], BaseException]) -> None:

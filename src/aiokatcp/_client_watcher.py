@@ -1,71 +1,105 @@
 """Client-side sensor mirroring: sensor watchers and the monitor that feeds them.
 
-This module owns :class:`SyncState`, :class:`AbstractSensorWatcher`,
-:class:`SensorWatcher` (all re-exported from :mod:`aiokatcp.client`) and the
-internal ``_SensorMonitor``, which a :class:`~aiokatcp.client.Client` creates
-on its first :meth:`~aiokatcp.client.Client.add_sensor_watcher`.
+This module owns :class:`SyncState`, :class:`AbstractSensorWatcher` (both
+re-exported from :mod:`aiokatcp.client`, which defines ``SensorWatcher``) and
+:class:`SensorMonitor`, which a :class:`~aiokatcp.client.Client` creates on
+its first ``add_sensor_watcher``. The monitor talks to the client only
+through :class:`WatcherHost` (declared here, implemented by the client), so
+this module does not import the client.
 
-Rules of the monitor:
+The batch protocol (documented for users in ``doc/sensor-watcher.rst``):
 
-* one *sync* at a time, run as a task owned by the client: list the
-  sensors, tell each watcher what was added/removed/changed, subscribe the
-  wanted sensors with ``auto`` (bulk when the server has flag ``B``) and
-  unsubscribe the unwanted ones; a request for another sync while one runs
-  (``#interface-changed``, a new watcher) makes it run again afterwards;
-* every call into a watcher that belongs together happens between two
-  ``await``\\ s, bracketed by ``batch_start``/``batch_stop``, so a
-  disconnect (which cancels the sync) can never split a batch;
-* a disconnect cancels the sync and moves every watcher to
-  ``DISCONNECTED``; each sync carries a generation number so a cancelled
-  sync that is still unwinding changes nothing;
-* ``#sensor-status`` is the hot path: the dispatch table maps the raw name
-  bytes straight to the interested watchers, and nothing is allocated
-  beyond the decoded timestamp.
+* watchers are duck-typed: every method is looked up on the instance;
+* on connection every watcher gets ``state_updated(SYNCING)`` at once (the
+  client calls :meth:`SensorMonitor.connected` before ``wait_connected``
+  returns);
+* each ``?sensor-list`` result is one ``batch_start ... batch_stop`` per
+  watcher, even when nothing changed: in server order, each new or changed
+  sensor gets ``filter`` then ``sensor_added`` (or ``sensor_removed`` if it
+  was mirrored and is now filtered out); unchanged sensors are not filtered
+  again; sensors that vanished get ``sensor_removed`` at the end;
+* each ``#sensor-status`` is its own batch, for every watcher;
+* a sensor nobody wants any more is unsubscribed (``none``) at once, without
+  re-listing; a ``#sensor-status`` for a known sensor nobody wants is
+  answered with ``none`` again;
+* a watcher added while connected gets the current state, then the listing
+  and last readings from the monitor's cache in one batch; only the
+  ``?sensor-sampling`` changes it needs go on the wire (a watcher added while
+  disconnected gets an empty batch and no state call);
+* after a re-list only new or changed sensors are re-subscribed; after a
+  reconnect, all of them;
+* a failed sync is retried with the client's back-off
+  (:func:`aiokatcp._backoff.backoff_delays`), at once on ``#interface-changed``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import enum
-import functools
 import logging
-import time
 from typing import (
-    TYPE_CHECKING,
     Any,
+    Awaitable,
     Callable,
+    Coroutine,
     Dict,
-    Iterable,
+    FrozenSet,
+    Iterator,
     List,
     Optional,
-    Sequence,
     Set,
     Tuple,
-    Type,
-    Union,
 )
 
+from typing_extensions import Protocol
+
+from ._backoff import backoff_delays
 from ._message import Message
-from ._typeinfo import encode, get_decoder
-from ._values import Address, Timestamp
+from ._sensor_wire import (
+    STATUS_FROM_WIRE,
+    SensorInfo,
+    parse_sensor_list,
+    parse_sensor_status,
+)
 from .exceptions import FailReply, InvalidReply
-from .sensor import Sensor, SensorSet, _Status
+from .sensor import Sensor
 
-if TYPE_CHECKING:
-    from .client import Client
+__all__ = [
+    "AbstractSensorWatcher",
+    "SensorMonitor",
+    "SyncState",
+    "WatcherHost",
+]
 
-__all__ = ["AbstractSensorWatcher", "SensorWatcher", "SyncState"]
+_UNREACHABLE = Sensor.Status.UNREACHABLE
+_Reply = Tuple[List[bytes], List[Message]]
 
-logger = logging.getLogger("aiokatcp.client")
 
-_STATUS_FROM_WIRE: Dict[bytes, _Status] = {
-    status.name.lower().encode(): status for status in Sensor.Status
-}
-#: Seconds before retrying a failed sync, doubling after each failure up to the maximum.
-_RETRY_FIRST = 1.0
-_RETRY_MAX = 60.0
-#: What ``?sensor-list`` says about one sensor: description, units, type name, parameters.
-_Info = Tuple[str, str, str, Tuple[bytes, ...]]
+class WatcherHost(Protocol):
+    """What the :class:`SensorMonitor` needs of its client (implemented by the client)."""
+
+    @property
+    def is_connected(self) -> bool: ...
+
+    @property
+    def protocol_flags(self) -> FrozenSet[str]: ...
+
+    @property
+    def protocol_version(self) -> Optional[Tuple[int, int]]: ...
+
+    @property
+    def logger(self) -> logging.LoggerAdapter[logging.Logger]: ...
+
+    @property
+    def backoff(self) -> Tuple[float, float]: ...
+
+    def request(self, name: str, *args: Any) -> Awaitable[_Reply]: ...
+
+    def create_task(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]: ...
+
+    def add_connected_callback(self, callback: Callable[[], None]) -> None: ...
+
+    def add_disconnected_callback(self, callback: Callable[[], None]) -> None: ...
 
 
 class SyncState(enum.Enum):
@@ -97,7 +131,9 @@ class AbstractSensorWatcher:
     def sensor_removed(self, name: str) -> None:
         """A sensor was removed (or is no longer wanted)."""
 
-    def sensor_updated(self, name: str, value: bytes, status: _Status, timestamp: float) -> None:
+    def sensor_updated(
+        self, name: str, value: bytes, status: Sensor.Status, timestamp: float
+    ) -> None:
         """A sensor has a new reading (`value` still encoded)."""
 
     def batch_start(self) -> None:
@@ -110,147 +146,15 @@ class AbstractSensorWatcher:
         """The synchronisation state changed."""
 
 
-@functools.lru_cache(maxsize=1024)
-def _discrete_enum(values: Tuple[bytes, ...]) -> Type[enum.Enum]:
-    """An enum whose members (``ENUM0``, ...) encode to `values` (shared per value list)."""
-    cls = enum.Enum("discrete", [(f"ENUM{i}", i) for i in range(len(values))])  # type: ignore[misc]
-    for member, value in zip(cls, values):
-        member.katcp_value = value  # type: ignore[attr-defined]
-    return cls
+def _is_default(watcher: Any, method: str) -> bool:
+    """Whether `watcher`'s `method` is AbstractSensorWatcher's no-op (safe to skip)."""
+    if method in getattr(watcher, "__dict__", {}):
+        return False
+    return getattr(type(watcher), method, None) is getattr(AbstractSensorWatcher, method)
 
 
-class SensorWatcher(AbstractSensorWatcher):
-    """Mirrors the server's sensors into a local :class:`~aiokatcp.sensor.SensorSet`.
-
-    Parameters
-    ----------
-    client
-        The client to watch. The watcher does nothing until it is passed to
-        :meth:`~aiokatcp.client.Client.add_sensor_watcher`.
-    enum_types
-        Enum types to use for discrete sensors whose values match theirs
-        (same encoded values, same order); other discrete sensors get a
-        generated enum whose members carry the wire values.
-
-    Attributes
-    ----------
-    sensors : SensorSet
-        The mirrored sensors, by local name (see :meth:`rewrite_name`).
-        While disconnected every mirrored sensor has status ``unreachable``.
-    synced : asyncio.Event
-        Set exactly while the state is :attr:`SyncState.SYNCED`.
-    """
-
-    SENSOR_TYPES: Dict[str, type] = {
-        "integer": int,
-        "float": float,
-        "boolean": bool,
-        "timestamp": Timestamp,
-        "discrete": enum.Enum,
-        "address": Address,
-        "string": bytes,
-    }
-
-    def __init__(self, client: Client, enum_types: Sequence[Type[enum.Enum]] = ()) -> None:
-        self.client = client
-        self.enum_types = list(enum_types)
-        self.sensors = SensorSet()
-        self.synced = asyncio.Event()
-        self.logger = logger
-        self.state = SyncState.DISCONNECTED
-        # remote name -> (value decoder, local mirror sensors)
-        self._mirrors: Dict[str, Tuple[Callable[[bytes], Any], Tuple[Sensor[Any], ...]]] = {}
-
-    def rewrite_name(self, name: str) -> Union[str, Sequence[str]]:
-        """Local name(s) for the remote sensor `name` (default: unchanged).
-
-        Return several names to mirror one remote sensor more than once.
-        """
-        return name
-
-    def make_type(self, type_name: str, parameters: Sequence[bytes]) -> type:
-        """The Python type to mirror a sensor of KATCP type `type_name` with."""
-        if type_name == "discrete":
-            values = tuple(parameters)
-            for enum_type in self.enum_types:
-                if tuple(encode(member) for member in enum_type) == values:
-                    return enum_type
-            return _discrete_enum(values)
-        return self.SENSOR_TYPES[type_name]
-
-    def set_sensor_value(
-        self, sensor: Sensor[Any], value: Any, status: _Status, timestamp: float
-    ) -> None:
-        """Store a reading in a mirrored sensor; override to alter readings on the way."""
-        sensor.set_value(value, status, timestamp)
-
-    def sensor_added(
-        self, name: str, description: str, units: str, type_name: str, *args: bytes
-    ) -> None:
-        if type_name not in self.SENSOR_TYPES:
-            self.logger.warning(
-                "Type %s of sensor %s is not supported: not mirrored", type_name, name
-            )
-            self.sensor_removed(name)
-            return
-        if type_name == "discrete" and not args:
-            self.logger.warning("Discrete sensor %s has no values: not mirrored", name)
-            self.sensor_removed(name)
-            return
-        stype = self.make_type(type_name, args)
-        local = self.rewrite_name(name)
-        local_names = [local] if isinstance(local, str) else list(local)
-        old = self._mirrors.get(name)
-        if old is not None:
-            for sensor in old[1]:
-                if sensor.name not in local_names:
-                    self.sensors.discard(sensor)
-        sensors = []
-        for local_name in local_names:
-            mirror: Sensor[Any] = Sensor(stype, local_name, description, units)
-            self.sensors.add(mirror)
-            sensors.append(mirror)
-        self._mirrors[name] = (get_decoder(stype), tuple(sensors))
-
-    def sensor_removed(self, name: str) -> None:
-        entry = self._mirrors.pop(name, None)
-        if entry is not None:
-            for sensor in entry[1]:
-                self.sensors.discard(sensor)
-
-    def sensor_updated(self, name: str, value: bytes, status: _Status, timestamp: float) -> None:
-        entry = self._mirrors.get(name)
-        if entry is None:
-            return
-        decoder, sensors = entry
-        try:
-            decoded = decoder(value)
-        except ValueError as exc:
-            if status.valid_value():
-                self.logger.warning("Bad value for sensor %s: %s", name, exc)
-                return
-            # No meaningful value comes with this status: keep the old one.
-            for sensor in sensors:
-                self.set_sensor_value(sensor, sensor.value, status, timestamp)
-            return
-        for sensor in sensors:
-            self.set_sensor_value(sensor, decoded, status, timestamp)
-
-    def state_updated(self, state: SyncState) -> None:
-        self.state = state
-        if state is SyncState.SYNCED:
-            self.synced.set()
-        else:
-            self.synced.clear()
-        if state in (SyncState.DISCONNECTED, SyncState.CLOSED):
-            now = time.time()
-            for sensor in self.sensors.values():
-                if sensor.status is not Sensor.Status.UNREACHABLE:
-                    sensor.set_value(sensor.value, Sensor.Status.UNREACHABLE, now)
-
-
-def _overrides(watcher: AbstractSensorWatcher, method: str) -> bool:
-    return getattr(type(watcher), method) is not getattr(AbstractSensorWatcher, method)
+def _accept_all(*args: Any) -> bool:
+    return True
 
 
 class _WatcherState:
@@ -258,63 +162,87 @@ class _WatcherState:
 
     __slots__ = ("batched", "known", "state", "watcher")
 
-    def __init__(self, watcher: AbstractSensorWatcher) -> None:
+    def __init__(self, watcher: Any) -> None:
         self.watcher = watcher
-        #: Sensors this watcher has been told about (via sensor_added).
-        self.known: Dict[str, _Info] = {}
+        #: Sensors this watcher has been told about (via sensor_added), with their info.
+        self.known: Dict[str, SensorInfo] = {}
         self.state: Optional[SyncState] = None
         #: Whether batch_start/batch_stop do anything (skipped on the hot path if not).
-        self.batched = _overrides(watcher, "batch_start") or _overrides(watcher, "batch_stop")
+        self.batched = not (
+            _is_default(watcher, "batch_start") and _is_default(watcher, "batch_stop")
+        )
 
 
-def _call(what: str, func: Callable[..., Any], *args: Any) -> Any:
-    """Call into a watcher, logging (not propagating) its exceptions."""
-    try:
-        return func(*args)
-    except Exception:
-        logger.exception("Exception in sensor watcher %s", what)
-        return None
-
-
-class _SensorMonitor:
+class SensorMonitor:
     """Keeps a client's sensor watchers in step with the server (one per client)."""
 
-    def __init__(self, client: Client) -> None:
-        self.client = client
+    def __init__(self, host: WatcherHost) -> None:
+        self.host = host
+        self.logger = host.logger
         self._watchers: List[_WatcherState] = []
-        # raw sensor name -> (name, watchers); rebuilt by each sync
+        #: The last ``?sensor-list`` of this connection (server order); None if not yet listed.
+        self._listing: Optional[Dict[str, SensorInfo]] = None
+        #: Last reading (value, status, timestamp) of each subscribed sensor.
+        self._readings: Dict[str, Tuple[bytes, Sensor.Status, float]] = {}
+        # raw sensor name -> (name, watchers); rebuilt whenever `known` changes
         self._dispatch: Dict[bytes, Tuple[str, Tuple[_WatcherState, ...]]] = {}
         self._subscribed: Set[str] = set()
+        #: Names with a ``none`` request in flight.
+        self._unsubscribing: Set[str] = set()
         self._task: Optional[asyncio.Task[None]] = None
         self._generation = 0
         self._resync = False
         self._backing_off = False  # the sync task is waiting to retry after a failure
         self._closed = False
         self._time_scale = 1.0
-        client.add_connected_callback(self._connected)
-        client.add_disconnected_callback(self._disconnected)
-        client._add_raw_inform_callback("sensor-status", self._sensor_status)
-        client._add_raw_inform_callback("interface-changed", self._interface_changed)
-        client._add_raw_inform_callback("device-changed", self._interface_changed)
+        self._delays: Optional[Iterator[float]] = None
+        host.add_connected_callback(self.connected)
+        host.add_disconnected_callback(self.disconnected)
 
     # -- watchers ----------------------------------------------------------------------------
 
-    def add_watcher(self, watcher: AbstractSensorWatcher) -> None:
+    def add_watcher(self, watcher: Any) -> None:
         ws = _WatcherState(watcher)
         self._watchers.append(ws)
-        if self.client.is_connected:
+        if not self.host.is_connected:
+            # As 2.x: no state call until connected, but the (empty) replay batch.
+            ws.state = SyncState.DISCONNECTED
+            self._call(watcher.batch_start)
+            self._call(watcher.batch_stop)
+            return
+        listing = self._listing
+        if listing is None:
             self._set_state(ws, SyncState.SYNCING)
-            self._request_sync()
-        else:
-            self._set_state(ws, SyncState.DISCONNECTED)
+            if self._task is None:  # the first watcher: nothing listed yet
+                self._request_sync()
+            return  # else the running sync has not listed yet; it will include this watcher
+        # As 2.x: the current state first, then the replay of the cache in one batch.
+        self._set_state(ws, SyncState.SYNCING if self._task is not None else SyncState.SYNCED)
+        self._update_watcher(ws, listing, replay=True)
+        dispatch = self._dispatch  # only this watcher's entries change
+        for name in ws.known:
+            raw = name.encode("utf-8")
+            entry = dispatch.get(raw)
+            dispatch[raw] = (name, (ws,)) if entry is None else (name, (*entry[1], ws))
+        needed = sorted(set(ws.known) - self._subscribed)
+        if needed:  # SYNCED again once its new sensors are subscribed
+            self._set_state(ws, SyncState.SYNCING)
+            self._subscribed.update(needed)
+            self.host.create_task(self._subscribe_later(needed, self._generation))
 
-    def remove_watcher(self, watcher: AbstractSensorWatcher) -> None:
+    def remove_watcher(self, watcher: Any) -> None:
         for ws in self._watchers:
             if ws.watcher is watcher:
                 self._watchers.remove(ws)
                 self._rebuild_dispatch()
-                if self.client.is_connected:
-                    self._request_sync()  # to unsubscribe what nobody wants any more
+                unwanted = sorted(
+                    name for name in ws.known if name in self._subscribed and self._unwanted(name)
+                )
+                self._subscribed.difference_update(unwanted)
+                for name in unwanted:
+                    self._readings.pop(name, None)
+                if unwanted and self.host.is_connected:
+                    self.host.create_task(self._unsubscribe(unwanted))
                 return
 
     def close(self) -> None:
@@ -327,22 +255,38 @@ class _SensorMonitor:
 
     # -- client events -----------------------------------------------------------------------
 
-    def _connected(self) -> None:
-        version = self.client.protocol_version
+    def connected(self) -> None:
+        """The client became connected: every watcher is SYNCING from now (synchronously)."""
+        version = self.host.protocol_version
         self._time_scale = 0.001 if version is not None and version[0] < 5 else 1.0
         self._subscribed = set()
+        self._readings = {}
+        self._listing = None
+        self._delays = None
+        for ws in self._watchers:
+            self._set_state(ws, SyncState.SYNCING)
         self._request_sync()
 
-    def _disconnected(self) -> None:
+    def disconnected(self) -> None:
         self._cancel_sync()
         self._subscribed = set()
+        self._readings = {}
+        self._listing = None
         if not self._closed:
             for ws in self._watchers:
                 self._set_state(ws, SyncState.DISCONNECTED)
 
-    def _interface_changed(self, msg: Message) -> None:
-        if self.client.is_connected:
-            self._request_sync()
+    def handle_inform(self, msg: Message) -> bool:
+        """Handle the informs the monitor needs; ``True`` if `msg` was one of them."""
+        name = msg.name
+        if name == "sensor-status":
+            self._sensor_status(msg)
+            return True
+        if name in ("interface-changed", "device-changed"):
+            if self.host.is_connected:
+                self._request_sync()
+            return True
+        return False
 
     def _sensor_status(self, msg: Message) -> None:
         """Hot path: one ``#sensor-status <time> <n> (<name> <status> <value>)*n``."""
@@ -350,75 +294,85 @@ class _SensorMonitor:
         if len(args) == 5 and args[1] == b"1":
             entry = self._dispatch.get(args[2])
             if entry is None:
+                self._not_wanted(args[2])
                 return
-            status = _STATUS_FROM_WIRE.get(args[3])
+            status = STATUS_FROM_WIRE.get(args[3])
             try:
                 timestamp = float(args[0]) * self._time_scale
             except ValueError:
                 status = None
             if status is None:
-                logger.warning("Malformed #sensor-status: %s", msg)
+                self.logger.warning("Malformed #sensor-status: %s", msg)
                 return
             name, watchers = entry
             value = args[4]
-            for ws in watchers:
+            self._readings[name] = (value, status, timestamp)
+            for ws in self._watchers:
                 watcher = ws.watcher
                 try:
                     if ws.batched:
                         watcher.batch_start()
-                        watcher.sensor_updated(name, value, status, timestamp)
+                        if ws in watchers:
+                            watcher.sensor_updated(name, value, status, timestamp)
                         watcher.batch_stop()
-                    else:
+                    elif ws in watchers:
                         watcher.sensor_updated(name, value, status, timestamp)
                 except Exception:
-                    logger.exception("Exception in sensor watcher while handling %s", msg)
+                    self.logger.exception("Exception in sensor watcher while handling %s", msg)
             return
         self._sensor_status_general(msg)
 
     def _sensor_status_general(self, msg: Message) -> None:
         """Any number of (name, status, value) triples."""
-        args = msg.arguments
-        try:
-            timestamp = float(args[0]) * self._time_scale
-            count = int(args[1])
-            if count < 0 or len(args) != 2 + 3 * count:
-                raise ValueError("wrong number of arguments")
-            updates = []
-            for i in range(2, len(args), 3):
-                status = _STATUS_FROM_WIRE[args[i + 1]]
-                updates.append((args[i], args[i + 2], status))
-        except (ValueError, IndexError, KeyError):
-            logger.warning("Malformed #sensor-status: %s", msg)
+        parsed = parse_sensor_status(msg.arguments, self._time_scale)
+        if parsed is None:
+            self.logger.warning("Malformed #sensor-status: %s", msg)
             return
-        affected: Dict[int, _WatcherState] = {}
-        for raw_name, _, _ in updates:
+        timestamp, updates = parsed
+        for ws in self._watchers:
+            self._call(ws.watcher.batch_start)
+        for raw_name, status, value in updates:
             entry = self._dispatch.get(raw_name)
-            if entry is not None:
-                for ws in entry[1]:
-                    affected[id(ws)] = ws
-        for ws in affected.values():
-            _call("batch_start", ws.watcher.batch_start)
-        for raw_name, value, status in updates:
-            entry = self._dispatch.get(raw_name)
-            if entry is not None:
-                for ws in entry[1]:
-                    _call(
-                        "sensor_updated",
-                        ws.watcher.sensor_updated,
-                        entry[0],
-                        value,
-                        status,
-                        timestamp,
-                    )
-        for ws in affected.values():
-            _call("batch_stop", ws.watcher.batch_stop)
+            if entry is None:
+                self._not_wanted(raw_name)
+                continue
+            self._readings[entry[0]] = (value, status, timestamp)
+            for ws in entry[1]:
+                self._call(ws.watcher.sensor_updated, entry[0], value, status, timestamp)
+        for ws in self._watchers:
+            self._call(ws.watcher.batch_stop)
+
+    def _not_wanted(self, raw_name: bytes) -> None:
+        """A reading for a sensor nobody wants: unsubscribe it again (if it is known)."""
+        listing = self._listing
+        if listing is None or not self.host.is_connected:
+            return
+        try:
+            name = raw_name.decode("utf-8")
+        except UnicodeDecodeError:
+            return
+        if name in listing and name not in self._unsubscribing:
+            self._subscribed.discard(name)
+            self._unsubscribing.add(name)
+            self.host.create_task(self._unsubscribe([name]))
 
     # -- synchronisation ---------------------------------------------------------------------
+
+    def _call(self, func: Callable[..., Any], *args: Any) -> Any:
+        """Call into a watcher, logging (not propagating) its exceptions."""
+        try:
+            return func(*args)
+        except Exception:
+            self.logger.exception("Exception in sensor watcher %s", getattr(func, "__name__", func))
+            return None
 
     def _set_state(self, ws: _WatcherState, state: SyncState) -> None:
         if ws.state is not state and ws.state is not SyncState.CLOSED:
             ws.state = state
-            _call("state_updated", ws.watcher.state_updated, state)
+            self._call(ws.watcher.state_updated, state)
+
+    def _unwanted(self, name: str) -> bool:
+        return not any(name in ws.known for ws in self._watchers)
 
     def _request_sync(self) -> None:
         if self._closed:
@@ -430,7 +384,7 @@ class _SensorMonitor:
             self._cancel_sync()  # waiting to retry: retry now instead
         self._generation += 1
         self._resync = False
-        self._task = self.client._create_task(self._sync(self._generation))
+        self._task = self.host.create_task(self._sync(self._generation))
 
     def _cancel_sync(self) -> None:
         if self._task is not None:
@@ -439,7 +393,6 @@ class _SensorMonitor:
         self._generation += 1
 
     async def _sync(self, generation: int) -> None:
-        delay = _RETRY_FIRST
         try:
             while True:
                 try:
@@ -448,23 +401,27 @@ class _SensorMonitor:
                 except (FailReply, InvalidReply, asyncio.TimeoutError) as exc:
                     # The server is reachable but did not answer as hoped: try again later
                     # (sooner if it announces an interface change).
-                    logger.warning("Sensor sync failed (%s); retrying in %g s", exc, delay)
+                    if self._delays is None:
+                        self._delays = backoff_delays(*self.host.backoff)
+                    delay = next(self._delays)
+                    self.logger.warning("Sensor sync failed (%s); retrying in %.3g s", exc, delay)
                     self._backing_off = True
                     try:
                         await asyncio.sleep(delay)
                     finally:
                         self._backing_off = False
-                    delay = min(2 * delay, _RETRY_MAX)
                     self._resync = True
                 if generation != self._generation:
                     return
                 if not self._resync:
                     break
+            self._delays = None
+            self._task = None
             for ws in self._watchers:
                 self._set_state(ws, SyncState.SYNCED)
         except ConnectionError as exc:
             # A disconnect also cancels us; the next connection starts a new sync.
-            logger.info("Sensor sync interrupted: %s", exc)
+            self.logger.info("Sensor sync interrupted: %s", exc)
         finally:
             if generation == self._generation:
                 self._task = None
@@ -472,40 +429,88 @@ class _SensorMonitor:
     async def _sync_once(self, generation: int) -> None:
         for ws in self._watchers:
             self._set_state(ws, SyncState.SYNCING)
-        _, informs = await self.client.request("sensor-list")
+        _, informs = await self.host.request("sensor-list")
         if generation != self._generation:
             return
-        listing = _parse_sensor_list(informs)
-        wanted_all: Set[str] = set()
+        listing = parse_sensor_list(informs, self.logger.warning)
+        old = self._listing
+        self._listing = listing
+        changed = {name for name, info in listing.items() if old is None or old.get(name) != info}
         for ws in list(self._watchers):
-            wanted_all.update(self._update_watcher(ws, listing))
+            self._update_watcher(ws, listing, replay=False)
         self._rebuild_dispatch()
+        wanted_all: Set[str] = set()
+        for ws in self._watchers:
+            wanted_all.update(ws.known)
+        for name in list(self._readings):
+            if name in changed or name not in wanted_all:
+                del self._readings[name]
         unwanted = sorted((self._subscribed - wanted_all) & listing.keys())
+        # Vanished sensors need no unsubscribing; replaced ones must be subscribed again.
         self._subscribed &= wanted_all
-        await self._set_sampling(unwanted, "none", generation)
+        self._subscribed -= changed
+        needed = [name for name in listing if name in wanted_all and name not in self._subscribed]
+        self._subscribed.update(needed)
+        await self._set_sampling(unwanted, "none")
         if generation != self._generation:
             return
-        self._subscribed |= await self._set_sampling(sorted(wanted_all), "auto", generation)
+        failed = set(needed) - await self._set_sampling(needed, "auto")
+        self._subscribed -= failed
 
-    def _update_watcher(self, ws: _WatcherState, listing: Dict[str, _Info]) -> Iterable[str]:
-        """Tell one watcher what changed since its last sync; return the names it wants."""
+    def _update_watcher(
+        self, ws: _WatcherState, listing: Dict[str, SensorInfo], replay: bool
+    ) -> None:
+        """One batch for one watcher: what changed in `listing` (see the module rules).
+
+        With `replay` (a new watcher) the last known readings follow each added sensor.
+        """
         watcher = ws.watcher
-        wanted: Dict[str, _Info] = {}
+        known = ws.known
+        new_known: Dict[str, SensorInfo] = {}
+        # Bound once: this loop runs once per sensor (10k sensors on big devices).
+        filt, added, updated = watcher.filter, watcher.sensor_added, watcher.sensor_updated
+        if _is_default(watcher, "filter"):
+            filt = _accept_all  # the same answer without a call per sensor
+        readings = self._readings if replay and not _is_default(watcher, "sensor_updated") else {}
+        log = self.logger
+        self._call(watcher.batch_start)
+        if not known and filt is _accept_all and not readings:
+            # A new watcher that wants everything: nothing to compare, filter or replay.
+            for name, (desc, units, type_name, params) in listing.items():
+                try:
+                    added(name, desc, units, type_name, *params)
+                except Exception:
+                    log.exception("Exception in sensor watcher while adding %s", name)
+            self._call(watcher.batch_stop)
+            ws.known = dict(listing)
+            return
         for name, info in listing.items():
-            if _call("filter", watcher.filter, name, info[0], info[1], info[2], *info[3]):
-                wanted[name] = info
-        removed = [name for name in ws.known if name not in wanted]
-        added = [name for name, info in wanted.items() if ws.known.get(name) != info]
-        if removed or added:
-            _call("batch_start", watcher.batch_start)
-            for name in removed:
-                _call("sensor_removed", watcher.sensor_removed, name)
-            for name in added:
-                desc, units, type_name, params = wanted[name]
-                _call("sensor_added", watcher.sensor_added, name, desc, units, type_name, *params)
-            _call("batch_stop", watcher.batch_stop)
-        ws.known = wanted
-        return wanted
+            old = known.get(name)
+            if old == info:  # unchanged (also across a reconnect): not filtered again
+                new_known[name] = info
+                continue
+            desc, units, type_name, params = info
+            try:
+                wanted = filt(name, desc, units, type_name, *params)
+            except Exception:
+                log.exception("Exception in sensor watcher filter")
+                wanted = False
+            if wanted:
+                new_known[name] = info
+                try:
+                    added(name, desc, units, type_name, *params)
+                    reading = readings.get(name)
+                    if reading is not None:
+                        updated(name, *reading)
+                except Exception:
+                    log.exception("Exception in sensor watcher while adding %s", name)
+            elif old is not None:
+                self._call(watcher.sensor_removed, name)
+        for name in known:
+            if name not in listing:
+                self._call(watcher.sensor_removed, name)
+        self._call(watcher.batch_stop)
+        ws.known = new_known
 
     def _rebuild_dispatch(self) -> None:
         by_name: Dict[str, List[_WatcherState]] = {}
@@ -516,49 +521,55 @@ class _SensorMonitor:
             name.encode("utf-8"): (name, tuple(watchers)) for name, watchers in by_name.items()
         }
 
-    async def _set_sampling(self, names: List[str], strategy: str, generation: int) -> Set[str]:
+    async def _subscribe_later(self, names: List[str], generation: int) -> None:
+        """Subscribe the sensors a newly added watcher needs, then mark watchers synced."""
+        try:
+            failed = set(names) - await self._set_sampling(names, "auto")
+        except ConnectionError:
+            return
+        if generation != self._generation:
+            return
+        self._subscribed -= failed
+        if self._task is None:
+            for ws in self._watchers:
+                self._set_state(ws, SyncState.SYNCED)
+
+    async def _unsubscribe(self, names: List[str]) -> None:
+        unsubscribing = self._unsubscribing
+        unsubscribing.update(names)  # a burst of unwanted readings sends one ``none``
+        try:
+            await self._set_sampling(names, "none")
+        except (ConnectionError, asyncio.TimeoutError) as exc:
+            self.logger.info("Could not unsubscribe %s: %s", ",".join(names), exc)
+        finally:
+            unsubscribing.difference_update(names)
+
+    async def _set_sampling(self, names: List[str], strategy: str) -> Set[str]:
         """Set `strategy` on `names`; return the names for which that worked."""
         if not names:
             return set()
-        client = self.client
-        if len(names) > 1 and "B" in client.protocol_flags:
+        host = self.host
+        if len(names) > 1 and "B" in host.protocol_flags:
             try:
-                await client.request("sensor-sampling", ",".join(names), strategy)
+                await host.request("sensor-sampling", ",".join(names), strategy)
                 return set(names)
             except (FailReply, InvalidReply) as exc:
                 # Bulk requests are atomic: one bad name fails them all. Go one by one.
-                logger.info("Bulk ?sensor-sampling failed (%s); subscribing one at a time", exc)
+                self.logger.info(
+                    "Bulk ?sensor-sampling failed (%s); subscribing one at a time", exc
+                )
         results = await asyncio.gather(
-            *(client.request("sensor-sampling", name, strategy) for name in names),
+            *(host.request("sensor-sampling", name, strategy) for name in names),
             return_exceptions=True,
         )
         done: Set[str] = set()
         for name, result in zip(names, results):
             if isinstance(result, (FailReply, InvalidReply)):
-                logger.warning("Could not set strategy %s on sensor %s: %s", strategy, name, result)
+                self.logger.warning(
+                    "Could not set strategy %s on sensor %s: %s", strategy, name, result
+                )
             elif isinstance(result, BaseException):
                 raise result
             else:
                 done.add(name)
         return done
-
-
-def _parse_sensor_list(informs: List[Message]) -> Dict[str, _Info]:
-    listing: Dict[str, _Info] = {}
-    for inform in informs:
-        args = inform.arguments
-        if len(args) < 4:
-            logger.warning("Ignoring malformed #sensor-list: %s", inform)
-            continue
-        try:
-            name = args[0].decode("utf-8")
-        except UnicodeDecodeError:
-            logger.warning("Ignoring #sensor-list with a non-UTF-8 name: %s", inform)
-            continue
-        listing[name] = (
-            args[1].decode("utf-8", errors="replace"),
-            args[2].decode("utf-8", errors="replace"),
-            args[3].decode("utf-8", errors="replace"),
-            tuple(args[4:]),
-        )
-    return listing

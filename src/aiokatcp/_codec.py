@@ -31,8 +31,20 @@ ParseResult = Union[Message, KatcpSyntaxError]
 _EOL_RE = re.compile(rb"[\r\n]")
 
 
+def _find_eol(data: bytes) -> int:
+    """Index of the first LF or CR in `data`, or -1 (``memchr`` scans, no regex)."""
+    lf = data.find(b"\n")
+    cr = data.find(b"\r", 0, lf if lf >= 0 else len(data))
+    return cr if cr >= 0 else lf
+
+
 class MessageParser:
     """Split a byte stream into messages.
+
+    Work is linear in the input however it is chunked: a chunk without an EOL
+    is appended to one growing buffer (amortised O(1) per byte, never re-copied
+    or re-split per chunk), and a line that reaches the limit is dropped at once
+    and the rest of it skipped with a ``memchr`` scan, so it is never held.
 
     Parameters
     ----------
@@ -44,27 +56,42 @@ class MessageParser:
         if limit < 2:
             raise ValueError("limit must be at least 2")
         self.limit = limit
-        self._partial = b""  # start of an incomplete line
+        # Start of an incomplete line: the bytes left by one chunk, turned into a bytearray
+        # (grown in place) only when a chunk without an EOL adds to it.
+        self._partial: Union[bytes, bytearray] = b""
         self._discarding = False  # inside an over-long line, waiting for its EOL
 
     @property
     def buffered(self) -> int:
-        """Bytes of an incomplete line being held."""
+        """Bytes of an incomplete line being held (never more than ``limit - 1``)."""
         return len(self._partial)
 
     def feed(self, data: bytes) -> List[ParseResult]:
         """Consume a chunk of bytes; return every complete line's result, in order."""
+        out: List[ParseResult] = []
         if self._discarding:
-            match = _EOL_RE.search(data)
-            if match is None:
-                return []
-            data = data[match.end() :]
+            pos = _find_eol(data)
+            if pos < 0:
+                return out
+            data = data[pos + 1 :]
             self._discarding = False
-            out: List[ParseResult] = [self._too_long()]
-        else:
-            out = []
+            out.append(self._too_long())
         if self._partial:
-            data = self._partial + data
+            if b"\n" not in data and b"\r" not in data:
+                partial = self._partial
+                if len(partial) + len(data) >= self.limit:
+                    self._partial = b""  # release it now, not at the EOL
+                    self._discarding = True
+                else:
+                    if type(partial) is bytes:
+                        partial = bytearray(partial)
+                    partial += data
+                    self._partial = partial
+                return out
+            # The partial line ends in this chunk: joined once, so each byte is copied
+            # a bounded number of times whatever the chunking.
+            partial = self._partial
+            data = (partial if type(partial) is bytes else bytes(partial)) + data
             self._partial = b""
         if b"\r" in data:
             lines = _EOL_RE.split(data)
@@ -101,7 +128,8 @@ class MessageParser:
         if self._discarding:
             out.append(self._too_long())
         elif self._partial.strip(b" \t"):
-            out.append(KatcpSyntaxError("connection closed in the middle of a line", self._partial))
+            partial = bytes(self._partial)
+            out.append(KatcpSyntaxError("connection closed in the middle of a line", partial))
         self._partial = b""
         self._discarding = False
         return out

@@ -99,8 +99,9 @@ def wrap_handler(name: str, handler: Callable[..., Any], fixed: int) -> Callable
     Notes
     -----
     The wrapper raises :class:`~aiokatcp.exceptions.FailReply` for too many
-    or too few arguments and for an argument its decoder rejects, naming the
-    argument, e.g. ``argument 'x': b'abc' is not a valid integer``.
+    or too few arguments (``too many arguments for <name>``, ``missing a
+    required argument: 'x'``) and for an argument its decoder rejects, with
+    exactly the decoder's text, as aiokatcp 2.x does.
     """
     sig = inspect.signature(handler)
     params = list(sig.parameters.values())
@@ -112,7 +113,6 @@ def wrap_handler(name: str, handler: Callable[..., Any], fixed: int) -> Callable
     decoders: List[Callable[[bytes], Any]] = []
     required = 0
     var_decoder: Optional[Callable[[bytes], Any]] = None
-    var_name = ""
     for param in params[fixed:]:
         if param.name == "_msg":
             raise ValueError(f"handler for {name}: a parameter may not be called _msg")
@@ -136,7 +136,6 @@ def wrap_handler(name: str, handler: Callable[..., Any], fixed: int) -> Callable
             raise TypeError(f"handler for {name}: parameter {param.name!r}: {exc}") from None
         if param.kind == inspect.Parameter.VAR_POSITIONAL:
             var_decoder = decoder
-            var_name = param.name
         else:
             if param.default is inspect.Parameter.empty:
                 required = len(names) + 1
@@ -148,27 +147,24 @@ def wrap_handler(name: str, handler: Callable[..., Any], fixed: int) -> Callable
     def decode_args(raw: List[bytes]) -> List[Any]:
         nargs = len(raw)
         if nargs < required:
-            missing = names[nargs]
-            raise FailReply(
-                f"missing argument {missing!r} for {name} "
-                f"(expected at least {required}, got {nargs})"
-            )
+            # (The texts of aiokatcp 2.x, which clients match on.)
+            raise FailReply(f"missing a required argument: {names[nargs]!r}")
         if nargs > npos and var_decoder is None:
-            raise FailReply(f"too many arguments for {name} (expected at most {npos}, got {nargs})")
+            raise FailReply(f"too many arguments for {name}")
         out: List[Any] = []
         append = out.append
-        for (pname, decoder), value in zip(plan, raw):
+        for (_, decoder), value in zip(plan, raw):
             try:
                 append(decoder(value))
             except ValueError as exc:
-                raise FailReply(f"argument {pname!r}: {exc}") from None
+                raise FailReply(str(exc)) from None
         if nargs > npos:
             assert var_decoder is not None
             for value in raw[npos:]:
                 try:
                     append(var_decoder(value))
                 except ValueError as exc:
-                    raise FailReply(f"argument {var_name!r}: {exc}") from None
+                    raise FailReply(str(exc)) from None
         return out
 
     # The wrapper is generated with the real names of the fixed parameters plus

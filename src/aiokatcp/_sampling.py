@@ -39,7 +39,6 @@ import numbers
 import warnings
 import weakref
 from typing import (
-    TYPE_CHECKING,
     Any,
     Callable,
     Generic,
@@ -57,10 +56,54 @@ from typing_extensions import TypeAlias
 from ._typeinfo import encode, get_decoder, get_type
 from ._values import Timestamp
 
-if TYPE_CHECKING:
-    from .sensor import Reading, Sensor
+_T_co = TypeVar("_T_co", covariant=True)
+
+
+class _ReadingLike(Protocol[_T_co]):
+    """What sampling reads of a reading (:class:`aiokatcp.sensor.Reading` has it).
+
+    Declared here so that this module does not import :mod:`aiokatcp.sensor`,
+    which imports it.
+    """
+
+    @property
+    def timestamp(self) -> float: ...  # pragma: no cover
+
+    @property
+    def status(self) -> Any: ...  # pragma: no cover
+
+    @property
+    def value(self) -> _T_co: ...  # pragma: no cover
+
+
+class _SensorLike(Protocol[_T_co]):
+    """What sampling uses of a sensor (:class:`aiokatcp.sensor.Sensor` has it)."""
+
+    @property
+    def name(self) -> str: ...  # pragma: no cover
+
+    @property
+    def stype(self) -> Any: ...  # pragma: no cover
+
+    @property
+    def auto_strategy(self) -> Any: ...  # pragma: no cover
+
+    @property
+    def auto_strategy_parameters(self) -> Any: ...  # pragma: no cover
+
+    @property
+    def reading(self) -> _ReadingLike[_T_co]: ...  # pragma: no cover
+
+    def attach(self, observer: Callable[..., None]) -> None: ...  # pragma: no cover
+
+    def detach(self, observer: Callable[..., None]) -> None: ...  # pragma: no cover
+
+
+#: A sampler's observer, called as ``observer(sensor, reading)``.
+_Observer = Callable[[Any, Any], None]
 
 __all__ = [
+    "DEFAULT_MIN_INTERVAL",
     "HandleLike",
     "LoopLike",
     "SamplerState",
@@ -161,6 +204,19 @@ class StrategySpec:
         return f"StrategySpec(Strategy.{self.strategy.name}{params})"
 
 
+#: Default smallest ``period`` and longest interval (seconds) a client may ask for on the
+#: wire. asyncio's selector waits in whole milliseconds, so a shorter period cannot be
+#: honoured and only turns into a busy loop; aiokatcp 2.3 accepted any positive value.
+DEFAULT_MIN_INTERVAL = 0.001
+
+
+def _check_minimum(value: float, what: str, min_interval: float) -> None:
+    if value < min_interval:
+        raise ValueError(
+            f"{what} must be at least {min_interval!r} s (the server's minimum sampling interval)"
+        )
+
+
 def _check_interval(value: Any, what: str, *, allow_zero: bool) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{what} must be a number, not {type(value).__name__}")
@@ -175,9 +231,10 @@ def _check_interval(value: Any, what: str, *, allow_zero: bool) -> float:
     return number
 
 
-def _check_rate(shortest: Any, longest: Any) -> Tuple[float, float]:
+def _check_rate(shortest: Any, longest: Any, min_interval: float) -> Tuple[float, float]:
     short = _check_interval(shortest, "shortest interval", allow_zero=True)
     long = _check_interval(longest, "longest interval", allow_zero=False)
+    _check_minimum(long, "longest interval", min_interval)
     if short > long:
         raise ValueError(
             f"shortest interval ({short!r}) must not be greater than longest interval ({long!r})"
@@ -199,17 +256,24 @@ def _check_differential_type(sensor_type: Any) -> None:
 
 
 def make_spec(
-    strategy: Strategy, params: Sequence[Any], sensor_type: Any
+    strategy: Strategy,
+    params: Sequence[Any],
+    sensor_type: Any,
+    *,
+    min_interval: float = 0.0,
 ) -> Optional[StrategySpec]:
     """Validate a strategy with already-decoded parameters.
 
-    Returns ``None`` for :attr:`Strategy.NONE`.
+    Returns ``None`` for :attr:`Strategy.NONE`. `min_interval` is the
+    smallest period P or longest interval L accepted (0: any positive value,
+    for strategies the device itself chose). The shortest interval S is not
+    bounded: it only delays reports, so ``event-rate 0 L`` stays valid.
 
     Raises
     ------
     ValueError
         for a wrong number of parameters or an out-of-range value (S > L,
-        P <= 0, L <= 0, S < 0, D < 0)
+        P <= 0, L <= 0, S < 0, D < 0, P or L < `min_interval`)
     TypeError
         for a differential strategy on a sensor that is not integer or float,
         or a parameter that is not a number
@@ -232,28 +296,35 @@ def make_spec(
             period = _check_interval(params[0], "period", allow_zero=False)
         except ValueError:
             raise ValueError("period must be positive") from None
+        _check_minimum(period, "period", min_interval)
         return StrategySpec(strategy, (period,), shortest=period, longest=period)
     if strategy is Strategy.DIFFERENTIAL:
         diff = _check_difference(params[0])
         return StrategySpec(strategy, (diff,), difference=diff)
     if strategy is Strategy.EVENT_RATE:
-        short, long = _check_rate(params[0], params[1])
+        short, long = _check_rate(params[0], params[1], min_interval)
         return StrategySpec(strategy, (short, long), shortest=short, longest=long)
     diff = _check_difference(params[0])
-    short, long = _check_rate(params[1], params[2])
+    short, long = _check_rate(params[1], params[2], min_interval)
     return StrategySpec(
         strategy, (diff, short, long), difference=diff, shortest=short, longest=long
     )
 
 
 def parse_spec(
-    strategy: Strategy, raw_params: Sequence[bytes], sensor_type: Any
+    strategy: Strategy,
+    raw_params: Sequence[bytes],
+    sensor_type: Any,
+    *,
+    min_interval: float = DEFAULT_MIN_INTERVAL,
 ) -> Optional[StrategySpec]:
     """Decode and validate ``?sensor-sampling`` parameters for a sensor of `sensor_type`.
 
     The difference D is decoded as the sensor's own type (so ``1.5`` is not a
     valid difference for an integer sensor); intervals are decoded as
     timestamps (seconds). Returns ``None`` for :attr:`Strategy.NONE`.
+    These come from a client, so a period or longest interval below
+    `min_interval` (default :data:`DEFAULT_MIN_INTERVAL`) is refused.
 
     Raises
     ------
@@ -273,7 +344,7 @@ def parse_spec(
             decoded.append(get_decoder(sensor_type)(raw))
         else:
             decoded.append(float(time_decoder(raw)))
-    return make_spec(strategy, decoded, sensor_type)
+    return make_spec(strategy, decoded, sensor_type, min_interval=min_interval)
 
 
 def spec_from_parameters(
@@ -478,8 +549,8 @@ class SensorSampler(Generic[_T], metaclass=abc.ABCMeta):
 
     def __init__(
         self,
-        sensor: Sensor[_T],
-        observer: Optional[Callable[[Sensor[_T], Reading[_T]], None]],
+        sensor: _SensorLike[_T],
+        observer: Optional[_Observer],
         loop: LoopLike,
         difference: Optional[_T] = None,
         shortest: float = Timestamp(0),
@@ -495,8 +566,8 @@ class SensorSampler(Generic[_T], metaclass=abc.ABCMeta):
     @classmethod
     def _from_spec(
         cls,
-        sensor: Sensor[_T],
-        observer: Optional[Callable[[Sensor[_T], Reading[_T]], None]],
+        sensor: _SensorLike[_T],
+        observer: Optional[_Observer],
         loop: LoopLike,
         spec: StrategySpec,
         is_auto: bool,
@@ -508,13 +579,13 @@ class SensorSampler(Generic[_T], metaclass=abc.ABCMeta):
 
     def _setup(
         self,
-        sensor: Sensor[_T],
-        observer: Optional[Callable[[Sensor[_T], Reading[_T]], None]],
+        sensor: _SensorLike[_T],
+        observer: Optional[_Observer],
         loop: LoopLike,
         spec: StrategySpec,
         is_auto: bool,
     ) -> None:
-        self.sensor: Optional[Sensor[_T]] = sensor
+        self.sensor: Optional[_SensorLike[_T]] = sensor
         self.loop = loop
         self.difference = spec.difference
         self.shortest = spec.shortest
@@ -534,7 +605,7 @@ class SensorSampler(Generic[_T], metaclass=abc.ABCMeta):
         self_ref = weakref.ref(self)
         if spec.is_plain_auto:
 
-            def callback(sensor: Sensor[_T], reading: Reading[_T], ref: Any = self_ref) -> None:
+            def callback(sensor: Any, reading: Any, ref: Any = self_ref) -> None:
                 sampler = ref()
                 if sampler is not None:
                     observer = sampler._observer
@@ -543,7 +614,7 @@ class SensorSampler(Generic[_T], metaclass=abc.ABCMeta):
 
         else:
 
-            def callback(sensor: Sensor[_T], reading: Reading[_T], ref: Any = self_ref) -> None:
+            def callback(sensor: Any, reading: Any, ref: Any = self_ref) -> None:
                 sampler = ref()
                 if sampler is not None:
                     sampler._update(reading)
@@ -565,7 +636,7 @@ class SensorSampler(Generic[_T], metaclass=abc.ABCMeta):
             state.start(reading, self.loop.time())
         self._report(reading)
 
-    def _report(self, reading: Reading[_T]) -> None:
+    def _report(self, reading: _ReadingLike[_T]) -> None:
         observer = self._observer
         sensor = self.sensor
         if observer is not None and sensor is not None:
@@ -585,7 +656,7 @@ class SensorSampler(Generic[_T], metaclass=abc.ABCMeta):
         if when is not None:
             self._timer = self.loop.call_at(when, _fire_timer, weakref.ref(self))
 
-    def _update(self, reading: Reading[_T]) -> None:
+    def _update(self, reading: _ReadingLike[_T]) -> None:
         state = self._state
         if state is None:  # plain auto: every reading is reported
             self._report(reading)
@@ -608,12 +679,12 @@ class SensorSampler(Generic[_T], metaclass=abc.ABCMeta):
     # -- public API -------------------------------------------------------------------------
 
     @property
-    def observer(self) -> Optional[Callable[[Sensor[_T], Reading[_T]], None]]:
+    def observer(self) -> Optional[_Observer]:
         """Where reports go; setting it reports the current reading straight away."""
         return self._observer
 
     @observer.setter
-    def observer(self, observer: Optional[Callable[[Sensor[_T], Reading[_T]], None]]) -> None:
+    def observer(self, observer: Optional[_Observer]) -> None:
         self._observer = observer
         if observer is not None and not self._closed:
             self._start()
@@ -662,8 +733,8 @@ class SensorSampler(Generic[_T], metaclass=abc.ABCMeta):
     @classmethod
     def factory(
         cls,
-        sensor: Sensor[_T],
-        observer: Optional[Callable[[Sensor[_T], Reading[_T]], None]],
+        sensor: _SensorLike[_T],
+        observer: Optional[_Observer],
         loop: LoopLike,
         strategy: _StrategyEnum,
         *args: bytes,
@@ -688,12 +759,18 @@ class SensorSampler(Generic[_T], metaclass=abc.ABCMeta):
 
 
 def resolve_strategy(
-    sensor: Sensor[Any], strategy: Strategy, args: Iterable[bytes]
+    sensor: _SensorLike[Any],
+    strategy: Strategy,
+    args: Iterable[bytes],
+    *,
+    min_interval: float = DEFAULT_MIN_INTERVAL,
 ) -> Tuple[Optional[StrategySpec], bool]:
     """Validate a wire strategy for `sensor`: return ``(spec or None, is_auto)``.
 
     Pure and side-effect free, so a server can check a whole bulk request
-    before changing anything.
+    before changing anything. `min_interval` bounds the client's parameters
+    (see :func:`parse_spec`); ``auto`` uses the sensor's own strategy, which
+    the device chose, unbounded.
 
     Raises
     ------
@@ -708,4 +785,4 @@ def resolve_strategy(
         if sensor.auto_strategy is Strategy.AUTO:
             return make_spec(Strategy.AUTO, (), sensor.stype), True
         return make_spec(sensor.auto_strategy, sensor.auto_strategy_parameters, sensor.stype), True
-    return parse_spec(strategy, raw, sensor.stype), False
+    return parse_spec(strategy, raw, sensor.stype, min_interval=min_interval), False

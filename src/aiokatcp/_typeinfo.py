@@ -216,10 +216,11 @@ def decode(cls: Any, value: bytes) -> Any:
 # -- built-in registrations ------------------------------------------------------------------
 
 
-def _strict(raw: bytes, type_name: str) -> None:
-    """Reject what Python's number parsers accept but KATCP does not (blanks, ``_``)."""
-    if not raw or raw[0] in b" \t" or raw[-1] in b" \t" or b"_" in raw:
-        raise ValueError(f"{raw!r} is not a valid {type_name}")
+def _number_error(raw: bytes, type_name: str) -> ValueError:
+    """Python's own message for a bad number (the text aiokatcp 2.x clients see)."""
+    if type_name == "integer":
+        return ValueError(f"invalid literal for int() with base 10: {raw!r}")
+    return ValueError(f"could not convert string to float: {raw!r}")
 
 
 def _number_decoder_getter(
@@ -229,11 +230,13 @@ def _number_decoder_getter(
 
     def get_number_decoder(cls: Type[_T]) -> Callable[[bytes], _T]:
         def decode_number(raw: bytes) -> _T:
-            _strict(raw, type_name)
+            # Reject what Python's number parsers accept but KATCP does not (blanks, ``_``).
+            if not raw or raw[0] in b" \t" or raw[-1] in b" \t" or b"_" in raw:
+                raise _number_error(raw, type_name)
             try:
                 value = base(raw)
             except ValueError:
-                raise ValueError(f"{raw!r} is not a valid {type_name}") from None
+                raise _number_error(raw, type_name) from None
             return value if cls is base else cls(value)  # type: ignore[call-arg]
 
         return decode_number
@@ -263,7 +266,7 @@ def _get_bool_decoder(cls: Type[bool]) -> Callable[[bytes], bool]:
             return True
         if raw == b"0":
             return False
-        raise ValueError(f"{raw!r} is not a valid boolean (expected 0 or 1)")
+        raise ValueError(f"boolean must be 0 or 1, not {raw!r}")
 
     return decode_bool
 
@@ -280,10 +283,7 @@ def _encode_str(value: str) -> bytes:
 
 def _get_str_decoder(cls: Type[str]) -> Callable[[bytes], str]:
     def decode_str(raw: bytes) -> str:
-        try:
-            return cls(raw, "utf-8")
-        except UnicodeDecodeError as exc:
-            raise ValueError(f"{raw!r} is not valid UTF-8 text ({exc.reason})") from None
+        return cls(raw, "utf-8")  # UnicodeDecodeError (a ValueError) as in aiokatcp 2.x
 
     return decode_str
 
@@ -304,10 +304,7 @@ def _get_timestamp_decoder(cls: Type[Timestamp]) -> Callable[[bytes], Timestamp]
     decode_float = _get_float_decoder(float)
 
     def decode_timestamp(raw: bytes) -> Timestamp:
-        try:
-            return cls(decode_float(raw))
-        except ValueError:
-            raise ValueError(f"{raw!r} is not a valid timestamp") from None
+        return cls(decode_float(raw))
 
     return decode_timestamp
 
@@ -343,10 +340,7 @@ def _get_enum_decoder(cls: Type[_E]) -> Callable[[bytes], _E]:
         try:
             return from_wire[raw]  # type: ignore[return-value]
         except KeyError:
-            choices = ", ".join(wire.decode("utf-8", "replace") for wire in from_wire)
-            raise ValueError(
-                f"{raw!r} is not a valid value for {cls.__name__} (expected one of: {choices})"
-            ) from None
+            raise ValueError(f"{raw!r} is not a valid value for {cls.__name__}") from None
 
     return decode_enum
 

@@ -71,15 +71,12 @@ class Address:
         ValueError
             if `raw` is not an address in one of those forms
         """
-        try:
-            text = raw.decode("ascii")
-        except UnicodeDecodeError:
-            raise ValueError(f"{raw!r} is not a valid address") from None
+        text = raw.decode("ascii", "replace")
+        # (The one message of aiokatcp 2.x for every bad address.)
+        error = ValueError(f"could not parse '{text}' as an address")
         match = (_IPV6_RE if text.startswith("[") else _IPV4_RE).match(text)
         if not match:
-            raise ValueError(
-                f"{raw!r} is not a valid address (expected a.b.c.d[:port] or [v6][:port])"
-            )
+            raise error
         try:
             host: _IPAddress
             if text.startswith("["):
@@ -87,10 +84,10 @@ class Address:
             else:
                 host = ipaddress.IPv4Address(match.group("host"))
         except ValueError:
-            raise ValueError(f"{raw!r} is not a valid address (bad IP address)") from None
+            raise error from None
         port = match.group("port")
         if port is not None and int(port) > 65535:
-            raise ValueError(f"{raw!r} is not a valid address (port out of range)")
+            raise error
         return cls(host, int(port) if port is not None else None)
 
     def __str__(self) -> str:

@@ -1,72 +1,79 @@
 """The KATCP client: connection life cycle, requests, informs and sensor helpers.
 
-This module owns :class:`Client` and :class:`ClientMeta`. The pieces it
-delegates to live in private modules: reply matching and message ids in
-:mod:`._client_requests`, sensor watching in :mod:`._client_watcher`
-(re-exported here).
+This module owns :class:`Client`, :class:`ClientMeta` and :class:`ConnectAttempt`.
+It is the asyncio half of the client; the rules live in pure modules:
 
-The connection life cycle is an explicit state machine (see
-``doc/dev/client-fsm.rst``)::
+* :mod:`._client_state`: the life-cycle states and the transition table
+  (``Client._set_state`` is the only place that changes state, through it);
+* :mod:`._client_requests`: message ids and reply/inform matching;
+* :mod:`._backoff`: the retry delays (reconnect and watcher sync);
+* :mod:`._sensor_wire`: the sensor wire format;
+* :mod:`._client_watcher`: sensor watchers, which talk to the client only
+  through the ``WatcherHost`` interface declared there.
 
-    CONNECTING -> NEGOTIATING -> CONNECTED -> DISCONNECTING -> SLEEPING -> CONNECTING ...
-                                                           \\-> CLOSED
-
-Rules that keep it simple:
-
-* one task (``_run``) owns the life cycle; the connection callbacks only
-  record what happened and make the transitions that must be immediate
-  (leaving ``CONNECTED`` when the socket goes away);
-* every transition goes through :meth:`Client._set_state`, which also fires
-  the connected/disconnected callbacks and fails pending requests whenever
-  no connection is usable;
-* ``CLOSED`` is final.
+The life-cycle task (``Client._run``) connects, negotiates, stays
+connected, backs off and repeats; the connection callbacks only record what
+happened and make the transitions that must be immediate.
 """
 
 from __future__ import annotations
 
 import asyncio
+import enum
 import functools
 import inspect
 import logging
+import time
 import warnings
+from ssl import SSLContext
 from typing import (
     Any,
+    Awaitable,
     Callable,
     Coroutine,
     Dict,
     FrozenSet,
+    Generator,
     List,
     Optional,
+    Sequence,
     Set,
     Tuple,
     Type,
     TypeVar,
+    Union,
+    overload,
 )
 
+from ._backoff import DEFAULT_BACKOFF, backoff_delays
 from ._client_helpers import (
     call_isolated,
     connection_reset,
-    decode_sensor_value,
+    enable_tcp_keepalive,
     expire,
     log_remote,
     parse_protocol_version,
+    parse_timeout_hints,
     reply_error,
-    sensor_value_type,
 )
-from ._client_lifecycle import HAVE_CONNECTION, State, run
 from ._client_requests import PendingRequest, ReplyAndInforms, RequestTracker
-from ._client_watcher import AbstractSensorWatcher, SensorWatcher, SyncState, _SensorMonitor
+from ._client_state import HAVE_CONNECTION, Event, State, next_state
+from ._client_watcher import AbstractSensorWatcher, SensorMonitor, SyncState
 from ._codec import DEFAULT_LIMIT
+from ._compat import timeout as timeout_scope
 from ._handlers import collect_handlers, wrap_handler
 from ._message import Message, request_bytes
+from ._sensor_wire import SENSOR_TYPES, decode_sensor_value, value_type
+from ._typeinfo import encode, get_decoder
 from .connection import Connection, ConnectionLoggerAdapter
 from .exceptions import FailReply, InvalidReply, ProtocolError
-from .sensor import Reading
+from .sensor import Reading, Sensor, SensorSet
 
 __all__ = [
     "AbstractSensorWatcher",
     "Client",
     "ClientMeta",
+    "ConnectAttempt",
     "ProtocolError",
     "SensorWatcher",
     "SyncState",
@@ -79,6 +86,7 @@ _T = TypeVar("_T")
 # Enum members looked up once (each ``Enum.MEMBER`` lookup costs a metaclass call).
 _CONNECTED, _NEGOTIATING = State.CONNECTED, State.NEGOTIATING
 _INFORM, _REPLY = Message.Type.INFORM, Message.Type.REPLY
+_UNREACHABLE = Sensor.Status.UNREACHABLE
 
 
 class ClientMeta(type):
@@ -93,6 +101,53 @@ class ClientMeta(type):
         cls._inform_handlers = collect_handlers(cls, "inform_", 1, require_docstring=False)
 
 
+class ConnectAttempt(Coroutine[Any, Any, _C]):
+    """What :meth:`Client.connect` returns: a coroutine, and an async context manager.
+
+    ``client = await Client.connect(...)`` gives the connected client and
+    ``asyncio.create_task(Client.connect(...))`` works (as in 2.x, where
+    ``connect`` was a coroutine function); ``async with Client.connect(...) as
+    client:`` also closes the client when the block ends.
+    """
+
+    def __init__(self, make: Callable[[], _C]) -> None:
+        self._make = make
+        self._client: Optional[_C] = None
+        self._coro = self._connect()
+
+    async def _connect(self) -> _C:
+        client = self._make()
+        try:
+            await client._wait_connected(give_up_on_protocol_error=True)
+        except BaseException:
+            client.close()
+            await client.wait_closed()
+            raise
+        self._client = client
+        return client
+
+    def __await__(self) -> Generator[Any, None, _C]:
+        return self._coro.__await__()
+
+    def send(self, value: Any) -> Any:
+        return self._coro.send(value)
+
+    def throw(self, *args: Any) -> Any:
+        return self._coro.throw(*args)
+
+    def close(self) -> None:
+        self._coro.close()
+
+    async def __aenter__(self) -> _C:
+        return await self._coro
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        client = self._client
+        if client is not None:
+            client.close()
+            await client.wait_closed()
+
+
 class Client(metaclass=ClientMeta):
     """A KATCP client that keeps a connection to one device.
 
@@ -103,8 +158,9 @@ class Client(metaclass=ClientMeta):
     soon as the loop does (or on the first ``await`` of one of its methods).
 
     Subclasses may define ``inform_<name>`` methods (typed arguments are
-    decoded as for server request handlers) and override
-    :meth:`unhandled_inform`; nothing else is a supported override.
+    decoded as for server request handlers), ``reply_<name>`` methods (for
+    replies to messages sent with :meth:`send_message`) and override
+    :meth:`unhandled_inform` and :meth:`unhandled_reply`.
 
     Parameters
     ----------
@@ -127,10 +183,19 @@ class Client(metaclass=ClientMeta):
         How long to wait for ``#version-connect`` after connecting. A server
         that never sends it (a v4 or minimal device) is then assumed to have
         no protocol flags: no message ids, so requests are serialised.
+    ssl, server_hostname
+        Connect (and reconnect) over TLS with this context (default: plain TCP),
+        checking that the server's certificate names `server_hostname` (default:
+        `host`). See :doc:`security`.
+    backoff
+        ``(initial, maximum)`` delay in seconds between retries, both of
+        reconnecting and of a failed sensor-watcher sync (default
+        ``(1.0, 60.0)``). The delay doubles after each failure up to
+        `maximum` and is randomised down by up to half; a success resets it.
 
     Attributes
     ----------
-    host, port, auto_reconnect, keepalive, negotiation_timeout
+    host, port, auto_reconnect, keepalive, negotiation_timeout, backoff, ssl, server_hostname
         As passed.
     protocol_flags : FrozenSet[str]
         Flags from ``#version-connect katcp-protocol`` (``"I"``: message
@@ -141,13 +206,10 @@ class Client(metaclass=ClientMeta):
     last_exc : Optional[Exception]
         Why the client is not connected (``None`` while connected).
     logger : logging.LoggerAdapter
-        Logger that tags messages with the server address.
+        Logger (``aiokatcp.client``) that tags messages with the server address.
     """
 
     _inform_handlers: Dict[str, Callable[..., Any]]
-    #: Back-off bounds for reconnecting (seconds).
-    _BACKOFF_INITIAL = 0.5
-    _BACKOFF_MAX = 60.0
 
     def __init__(
         self,
@@ -159,14 +221,23 @@ class Client(metaclass=ClientMeta):
         loop: Optional[asyncio.AbstractEventLoop] = None,
         keepalive: Optional[float] = None,
         negotiation_timeout: float = 5.0,
+        backoff: Tuple[float, float] = DEFAULT_BACKOFF,
+        ssl: Optional[SSLContext] = None,
+        server_hostname: Optional[str] = None,
     ) -> None:
+        if server_hostname is not None and ssl is None:
+            raise ValueError("server_hostname is only meaningful with ssl")
         if keepalive is not None and keepalive <= 0:
             raise ValueError("keepalive must be positive")
+        next(backoff_delays(*backoff))  # validate the bounds now
         self.host = host
         self.port = port
         self.auto_reconnect = auto_reconnect
         self.keepalive = keepalive
         self.negotiation_timeout = negotiation_timeout
+        self.backoff = (float(backoff[0]), float(backoff[1]))
+        self.ssl = ssl
+        self.server_hostname = server_hostname
         self.protocol_flags: FrozenSet[str] = frozenset()
         self.protocol_version: Optional[Tuple[int, int]] = None
         self.last_exc: Optional[Exception] = None
@@ -183,10 +254,11 @@ class Client(metaclass=ClientMeta):
         self._lost: Optional[asyncio.Future[None]] = None
         self._version_assumed = False
         self._mid_support = False
+        # One tracker for the client's life: message ids keep counting across reconnections.
         self._tracker = RequestTracker()
         self._request_lock: Optional[asyncio.Lock] = None
         self._timeout_hints: Dict[str, float] = {}
-        self._backoff = self._BACKOFF_INITIAL
+        self._delays = backoff_delays(*self.backoff)
         self._rx_count = 0
         self._state_waiters: List[asyncio.Future[None]] = []
         self._connected_callbacks: List[Callable[[], None]] = []
@@ -194,9 +266,8 @@ class Client(metaclass=ClientMeta):
         self._failed_connect_callbacks: List[Callable[[Exception], None]] = []
         # name -> [(callback as given, callable taking the message)]
         self._inform_callbacks: Dict[str, List[Tuple[Any, Callable[[Message], Any]]]] = {}
-        self._raw_inform_callbacks: Dict[str, Tuple[Callable[[Message], None], ...]] = {}
         self._tasks: Set[asyncio.Task[Any]] = set()
-        self._monitor: Optional[_SensorMonitor] = None
+        self._monitor: Optional[SensorMonitor] = None
         try:
             running: Optional[asyncio.AbstractEventLoop] = asyncio.get_running_loop()
         except RuntimeError:
@@ -209,7 +280,7 @@ class Client(metaclass=ClientMeta):
     # -- construction and life cycle (public) -----------------------------------------------
 
     @classmethod
-    async def connect(
+    def connect(
         cls: Type[_C],
         host: str,
         port: int,
@@ -218,8 +289,12 @@ class Client(metaclass=ClientMeta):
         limit: int = DEFAULT_LIMIT,
         loop: Optional[asyncio.AbstractEventLoop] = None,
         **kwargs: Any,
-    ) -> _C:
+    ) -> ConnectAttempt[_C]:
         """Create a client and wait until it is connected.
+
+        Await the result (``client = await Client.connect(...)``) or use it
+        as an async context manager (``async with Client.connect(...) as
+        client:``), which also closes the client when the block ends.
 
         A server speaking an unsupported protocol version makes this raise
         :class:`ProtocolError` even with `auto_reconnect` (retrying would not
@@ -232,14 +307,11 @@ class Client(metaclass=ClientMeta):
         OSError
             if `auto_reconnect` is false and the connection attempt fails
         """
-        client = cls(host, port, auto_reconnect=auto_reconnect, limit=limit, loop=loop, **kwargs)
-        try:
-            await client._wait_connected(give_up_on_protocol_error=True)
-        except BaseException:
-            client.close()
-            await client.wait_closed()
-            raise
-        return client
+        return ConnectAttempt(
+            functools.partial(
+                cls, host, port, auto_reconnect=auto_reconnect, limit=limit, loop=loop, **kwargs
+            )
+        )
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -279,10 +351,11 @@ class Client(metaclass=ClientMeta):
             self._monitor.close()
         conn = self._conn
         if conn is not None:
-            self._set_state(State.DISCONNECTING)
+            if self._state is not State.DISCONNECTING:
+                self._set_state(Event.DROP)
             conn.close()
-        else:
-            self._set_state(State.CLOSED)
+        elif self._state is not State.CLOSED:
+            self._set_state(Event.FINISH)
         if self._task is not None and not self._task.done():
             self._task.cancel()
 
@@ -303,7 +376,7 @@ class Client(metaclass=ClientMeta):
 
     def __del__(self) -> None:
         if getattr(self, "_task", None) is not None and self._state is not State.CLOSED:
-            warnings.warn(f"unclosed client {self!r}", ResourceWarning, stacklevel=1)
+            warnings.warn(f"unclosed Client {self!r}", ResourceWarning, stacklevel=1)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.host}:{self.port} {self._state.name}>"
@@ -354,17 +427,14 @@ class Client(metaclass=ClientMeta):
                 return
         raise ValueError(f"{callback!r} is not registered for #{name}")
 
-    def _add_raw_inform_callback(self, name: str, callback: Callable[[Message], None]) -> None:
-        """Register an internal callback that takes the message itself (no decoding).
-
-        Used by the sensor monitor for ``#sensor-status``, the hot path.
-        """
-        self._raw_inform_callbacks[name] = (*self._raw_inform_callbacks.get(name, ()), callback)
-
     # -- requests ----------------------------------------------------------------------------
 
     async def request_raw(
-        self, name: str, *args: Any, timeout: Optional[float] = None
+        self,
+        name: str,
+        *args: Any,
+        timeout: Optional[float] = None,
+        inform_callback: Optional[Callable[[Message], None]] = None,
     ) -> ReplyAndInforms:
         """Send a request and return its reply and informs, whatever the reply code.
 
@@ -377,6 +447,9 @@ class Client(metaclass=ClientMeta):
         timeout
             Seconds to wait for the reply; if ``None``, the server's
             ``?request-timeout-hint`` for `name` (if any), else no limit.
+        inform_callback
+            Called with each inform of this request as it arrives (before the
+            reply); the informs are still returned.
 
         Raises
         ------
@@ -395,24 +468,28 @@ class Client(metaclass=ClientMeta):
         if timeout is None:
             timeout = self._timeout_hints.get(name)
         if self._mid_support:
-            return await self._send_request(name, args, timeout)
+            return await self._send_request(name, args, timeout, inform_callback)
         # Without message ids only one request is outstanding at a time (katcp-protocol §3.4).
         if self._request_lock is None:
             self._request_lock = asyncio.Lock()
         async with self._request_lock:
             if self._state is not State.CONNECTED:
                 raise BrokenPipeError("Not connected")
-            return await self._send_request(name, args, timeout)
+            return await self._send_request(name, args, timeout, inform_callback)
 
     async def request(
-        self, name: str, *args: Any, timeout: Optional[float] = None
+        self,
+        name: str,
+        *args: Any,
+        timeout: Optional[float] = None,
+        inform_callback: Optional[Callable[[Message], None]] = None,
     ) -> Tuple[List[bytes], List[Message]]:
         """Send a request and return the reply arguments after ``ok``, and the informs.
 
         Raises
         ------
         FailReply
-            if the reply is ``fail``
+            if the reply is ``fail`` (its message is the reply's second argument)
         InvalidReply
             if the reply is ``invalid``, has another failure code, or is empty
         BrokenPipeError, ConnectionResetError, asyncio.TimeoutError
@@ -424,7 +501,7 @@ class Client(metaclass=ClientMeta):
             if timeout is None:
                 timeout = self._timeout_hints.get(name)
             tracker = self._tracker
-            req, handle = self._start_request(name, args, timeout)
+            req, handle = self._start_request(name, args, timeout, inform_callback)
             try:
                 reply, informs = await req.future
             except BaseException:
@@ -434,18 +511,42 @@ class Client(metaclass=ClientMeta):
                 if handle is not None:
                     handle.cancel()
         else:
-            reply, informs = await self.request_raw(name, *args, timeout=timeout)
+            reply, informs = await self.request_raw(
+                name, *args, timeout=timeout, inform_callback=inform_callback
+            )
         reply_args = reply.arguments
         if reply_args and reply_args[0] == b"ok":
             return reply_args[1:], informs
-        raise reply_error(name, reply_args)
+        raise reply_error(reply_args)
+
+    def send_message(self, msg: Message) -> None:
+        """Send a prebuilt message without waiting for anything.
+
+        A reply that no :meth:`request` waits for goes to the method
+        ``reply_<name>`` (``-`` replaced by ``_``) if the class defines one,
+        else to :meth:`unhandled_reply`. Informs carrying a message id that no
+        request waits for go to :meth:`unhandled_inform`.
+
+        Raises
+        ------
+        BrokenPipeError
+            if there is no connection
+        """
+        conn = self._conn
+        if conn is None or self._state is State.DISCONNECTING:
+            raise BrokenPipeError("Not connected")
+        conn.write_message(msg)
 
     async def _send_request(
-        self, name: str, args: Tuple[Any, ...], timeout: Optional[float]
+        self,
+        name: str,
+        args: Tuple[Any, ...],
+        timeout: Optional[float],
+        inform_callback: Optional[Callable[[Message], None]] = None,
     ) -> ReplyAndInforms:
         """Send one request on the current connection (no state or lock checks)."""
         tracker = self._tracker
-        req, handle = self._start_request(name, args, timeout)
+        req, handle = self._start_request(name, args, timeout, inform_callback)
         try:
             return await req.future
         except BaseException:
@@ -456,12 +557,16 @@ class Client(metaclass=ClientMeta):
                 handle.cancel()
 
     def _start_request(
-        self, name: str, args: Tuple[Any, ...], timeout: Optional[float]
+        self,
+        name: str,
+        args: Tuple[Any, ...],
+        timeout: Optional[float],
+        inform_callback: Optional[Callable[[Message], None]],
     ) -> Tuple[PendingRequest, Optional[asyncio.TimerHandle]]:
         """Register and write one request; return it and its timeout timer.
 
-        The caller awaits ``req.future`` and must abandon `req` (with the
-        tracker current at the call) if it stops waiting, and cancel the timer.
+        The caller awaits ``req.future`` and must abandon `req` if it stops
+        waiting, and cancel the timer.
         """
         conn = self._conn
         if conn is None:
@@ -473,18 +578,36 @@ class Client(metaclass=ClientMeta):
         future: asyncio.Future[ReplyAndInforms] = loop.create_future()
         # Concurrent requests are sent together at the end of this loop iteration (one
         # system call); a lone request (serial use) goes at once.
-        write = conn._write_soon if tracker.has_pending() else conn.write_bytes
-        req = tracker.add(name, mid, future)
+        write = conn.write_soon if tracker.has_pending() else conn.write_bytes
+        callback = None
+        if inform_callback is not None:
+            callback = functools.partial(self._call_request_inform, inform_callback)
+        req = tracker.add(name, mid, future, callback)
         write(data)
         handle = None
         if timeout is not None:
             handle = loop.call_later(timeout, expire, future, name, timeout)
         return req, handle
 
+    def _call_request_inform(self, callback: Callable[[Message], None], msg: Message) -> None:
+        try:
+            callback(msg)
+        except Exception:
+            self.logger.exception("Exception in inform callback for %s", msg)
+
     # -- sensor helpers ----------------------------------------------------------------------
 
+    @overload
+    async def sensor_reading(self, sensor_name: str) -> Reading[Any]: ...
+
+    @overload
+    async def sensor_reading(self, sensor_name: str, sensor_type: None) -> Reading[Any]: ...
+
+    @overload
+    async def sensor_reading(self, sensor_name: str, sensor_type: Type[_T]) -> Reading[_T]: ...
+
     async def sensor_reading(
-        self, sensor_name: str, sensor_type: Optional[type] = None
+        self, sensor_name: str, sensor_type: Optional[Type[Any]] = None
     ) -> Reading[Any]:
         """Query one sensor's current reading (``?sensor-value``).
 
@@ -494,7 +617,8 @@ class Client(metaclass=ClientMeta):
             The exact sensor name.
         sensor_type
             Python type to decode the value as. If omitted, ``?sensor-list``
-            gives the KATCP type (discrete and string values stay ``bytes``).
+            gives the KATCP type (discrete and string values stay ``bytes``);
+            it is sent together with ``?sensor-value``, first.
 
         Raises
         ------
@@ -505,20 +629,29 @@ class Client(metaclass=ClientMeta):
         """
         if sensor_type is None:
             results = await asyncio.gather(
-                self.request("sensor-value", sensor_name),
                 self.request("sensor-list", sensor_name),
+                self.request("sensor-value", sensor_name),
                 return_exceptions=True,
             )
             for result in results:
                 if isinstance(result, BaseException):
                     raise result
-            (_, value_informs), (_, list_informs) = results  # type: ignore[misc]
-            sensor_type = sensor_value_type(list_informs, sensor_name)
+            (_, list_informs), (_, value_informs) = results  # type: ignore[misc]
+            sensor_type = value_type(list_informs, sensor_name)
         else:
             _, value_informs = await self.request("sensor-value", sensor_name)
         return decode_sensor_value(value_informs, sensor_type)
 
-    async def sensor_value(self, sensor_name: str, sensor_type: Optional[type] = None) -> Any:
+    @overload
+    async def sensor_value(self, sensor_name: str) -> Any: ...
+
+    @overload
+    async def sensor_value(self, sensor_name: str, sensor_type: None) -> Any: ...
+
+    @overload
+    async def sensor_value(self, sensor_name: str, sensor_type: Type[_T]) -> _T: ...
+
+    async def sensor_value(self, sensor_name: str, sensor_type: Optional[Type[Any]] = None) -> Any:
         """Query one sensor's current value (see :meth:`sensor_reading`).
 
         Raises
@@ -534,6 +667,10 @@ class Client(metaclass=ClientMeta):
     def add_sensor_watcher(self, watcher: AbstractSensorWatcher) -> None:
         """Start mirroring the server's sensors into `watcher` (also when already connected).
 
+        Any object with the watcher methods will do (they are looked up on the
+        instance). Added to a connected client, the watcher is replayed the
+        sensors the client already knows, with their last readings, at once.
+
         Raises
         ------
         RuntimeError
@@ -542,11 +679,11 @@ class Client(metaclass=ClientMeta):
         if self._closing:
             raise RuntimeError("client is closed")
         if self._monitor is None:
-            self._monitor = _SensorMonitor(self)
+            self._monitor = SensorMonitor(_MonitorHost(self))
         self._monitor.add_watcher(watcher)
 
     def remove_sensor_watcher(self, watcher: AbstractSensorWatcher) -> None:
-        """Stop updating `watcher` (its sensors are unsubscribed at the next sync)."""
+        """Stop updating `watcher`; sensors nobody else wants are unsubscribed at once."""
         if self._monitor is not None:
             self._monitor.remove_watcher(watcher)
 
@@ -562,14 +699,18 @@ class Client(metaclass=ClientMeta):
             if self._tracker.handle_inform(msg):
                 return
             if msg.mid is not None:
-                self.logger.debug("Dropping inform for unknown message id: %s", msg)
+                self.unhandled_inform(msg)
                 return
             if self._state is _NEGOTIATING and msg.name in ("version", "build-state"):
                 self._detected_v4()
             self.handle_inform(msg)
         elif mtype is _REPLY:
             if not self._tracker.handle_reply(msg):
-                self.logger.debug("Dropping unexpected or late reply: %s", msg)
+                handler = getattr(self, "reply_" + msg.name.replace("-", "_"), None)
+                if handler is None:
+                    self.unhandled_reply(msg)
+                else:
+                    self._call_inform(handler, msg)
         else:
             self.logger.info("Ignoring request sent by the server: %s", msg)
 
@@ -578,17 +719,14 @@ class Client(metaclass=ClientMeta):
         then to the callbacks registered with :meth:`add_inform_callback`."""
         name = msg.name
         handler = self._inform_handlers.get(name)
-        if handler is None:
+        monitor = self._monitor
+        if monitor is not None and monitor.handle_inform(msg):
+            if handler is not None:
+                self._call_inform(handler, self, msg)
+        elif handler is None:
             self.unhandled_inform(msg)
         else:
             self._call_inform(handler, self, msg)
-        raw_callbacks = self._raw_inform_callbacks.get(name)
-        if raw_callbacks is not None:
-            for raw_callback in raw_callbacks:
-                try:
-                    raw_callback(msg)
-                except Exception:
-                    self.logger.exception("Exception while handling %s", msg)
         callbacks = self._inform_callbacks.get(name)
         if callbacks:
             for _, callback in tuple(callbacks):
@@ -621,12 +759,20 @@ class Client(metaclass=ClientMeta):
         return task
 
     def unhandled_inform(self, msg: Message) -> None:
-        """Called for an asynchronous inform with no ``inform_*`` method.
+        """Called for an inform with no ``inform_*`` method (or an unknown message id).
 
         The default logs it at debug level, unless a callback is registered for it.
         """
-        if msg.name not in self._inform_callbacks and msg.name not in self._raw_inform_callbacks:
+        if msg.name not in self._inform_callbacks:
             self.logger.debug("Unhandled inform %s", msg)
+
+    def unhandled_reply(self, msg: Message) -> None:
+        """Called for a reply nobody waits for and no ``reply_<name>`` method handles.
+
+        Such replies answer :meth:`send_message` calls, or requests whose
+        caller gave up. The default logs it at debug level.
+        """
+        self.logger.debug("Dropping unexpected or late reply: %s", msg)
 
     def inform_version_connect(
         self, api: str, version: str, build_state: Optional[str] = None
@@ -636,17 +782,16 @@ class Client(metaclass=ClientMeta):
             return
         parsed = parse_protocol_version(version)
         if parsed is None or parsed[0] != 5:
-            exc = ProtocolError(
-                f"Server speaks KATCP protocol version {version!r}; "
-                "this client only supports version 5",
-                version,
-            )
-            self.logger.error("%s", exc)
+            if parsed is None:
+                exc = ProtocolError(f"Unparsable katcp-protocol {version!r}", version)
+            else:
+                exc = ProtocolError(f"Unknown protocol version {parsed[0]}.{parsed[1]}", version)
             self.last_exc = exc
             negotiated = self._negotiated
             if negotiated is not None and not negotiated.done():
                 negotiated.set_exception(exc)
             else:
+                self.logger.error("%s", exc)
                 self._drop_connection(exc)
             return
         major_minor = parsed[:2]
@@ -674,18 +819,16 @@ class Client(metaclass=ClientMeta):
             conn.abort()
             return
         self._conn = conn
-        self.logger = conn.logger
         loop = self.loop
         self._negotiated = loop.create_future()
         self._lost = loop.create_future()
-        self._tracker = RequestTracker()
         self._timeout_hints = {}
         self._version_assumed = False
         self._set_protocol(None, frozenset())
-        self._set_state(State.NEGOTIATING)
+        self._set_state(Event.TCP_UP)
 
     def _eof_received(self, conn: Connection) -> bool:
-        conn.logger.debug("Server closed its end of the connection")
+        self.logger.debug("Server closed its end of the connection")
         return False
 
     def _connection_lost(self, conn: Connection, exc: Optional[Exception]) -> None:
@@ -696,19 +839,19 @@ class Client(metaclass=ClientMeta):
             lost: Exception = ConnectionResetError("Connection closed by the server")
             lost.__cause__ = exc
             self.last_exc = lost
-            conn.logger.info("Connection lost: %s", exc or "closed by the server")
+            self.logger.info("Connection lost: %s", exc or "closed by the server")
         negotiated = self._negotiated
         if negotiated is not None and not negotiated.done():
             negotiated.set_exception(self.last_exc or ConnectionResetError("Connection lost"))
             negotiated.exception()  # the run task may be gone (closing); avoid a warning
         if self._closing or not self.auto_reconnect:
-            self._set_state(State.CLOSED)
+            self._set_state(Event.FINISH)
         else:
-            self._set_state(State.SLEEPING)
+            self._set_state(Event.LOST)
         if self._lost is not None and not self._lost.done():
             self._lost.set_result(None)
 
-    # -- internals ---------------------------------------------------------------------------
+    # -- the life-cycle task -----------------------------------------------------------------
 
     def _ensure_started(self) -> None:
         """Start the life-cycle task if it has not been started (needs a running loop)."""
@@ -718,18 +861,158 @@ class Client(metaclass=ClientMeta):
         if self._loop is not None and self._loop is not loop:
             raise RuntimeError("Client used from a different event loop than it was given")
         self._loop = loop
-        self._task = loop.create_task(run(self))
+        self._task = loop.create_task(self._run())
         # If cancelled before its first step, _run's clean-up never runs; this still does.
-        self._task.add_done_callback(lambda task: self._set_state(State.CLOSED))
+        self._task.add_done_callback(self._run_done)
 
-    def _set_state(self, state: State) -> None:
-        old = self._state
-        if state is old or old is State.CLOSED:
+    def _run_done(self, task: asyncio.Task[None]) -> None:
+        if self._state is not State.CLOSED:
+            self._set_state(Event.FINISH)
+
+    async def _run(self) -> None:
+        """Connect, negotiate, stay connected, back off, repeat (until closed or given up)."""
+        try:
+            while True:
+                await self._run_connection()
+                if self._state is not State.SLEEPING:
+                    break
+                delay = next(self._delays)
+                self.logger.debug("Reconnecting in %.3f s", delay)
+                await asyncio.sleep(delay)
+                self._set_state(Event.RETRY)
+        finally:
+            conn = self._conn
+            if conn is not None:  # cancelled (closed) with a connection still open
+                if self._state is not State.DISCONNECTING:
+                    self._set_state(Event.DROP)
+                conn.close()
+                await conn.wait_closed()
+            if self._state is not State.CLOSED:
+                self._set_state(Event.FINISH)
+            if self._monitor is not None:
+                self._monitor.close()
+            for task in list(self._tasks):
+                task.cancel()
+
+    def _attempt_failed(self, exc: Exception) -> None:
+        """Report one failed connection attempt (TCP or negotiation)."""
+        # str(exc): a log handler keeping the record must not keep the traceback (and client).
+        self.logger.warning("Failed to connect to %s:%s: %s", self.host, self.port, str(exc))
+        self.last_exc = exc
+        for callback in list(self._failed_connect_callbacks):
+            call_isolated(self.logger, "failed-connect callback", callback, exc)
+
+    async def _run_connection(self) -> None:
+        """One connection attempt and, if it succeeds, the connection's whole life."""
+        loop = self.loop
+        try:
+            _, conn = await loop.create_connection(
+                lambda: Connection(self, False, self._limit),
+                self.host,
+                self.port,
+                ssl=self.ssl,
+                server_hostname=self.server_hostname if self.ssl is not None else None,
+            )
+        except OSError as exc:
+            self._attempt_failed(exc)
+            self._set_state(Event.CONNECT_FAILED if self.auto_reconnect else Event.FINISH)
             return
-        self._state = state
+        if self.keepalive is not None:
+            enable_tcp_keepalive(conn, self.keepalive, self.logger)
+        lost = self._lost
+        negotiated = self._negotiated
+        assert lost is not None and negotiated is not None
+        try:
+            await self._negotiate(negotiated)
+        except (ProtocolError, ConnectionError) as exc:
+            self._attempt_failed(exc)
+            if isinstance(exc, ProtocolError):
+                self._drop_connection(exc)
+            await lost
+            return
+        if self._conn is not conn:  # pragma: no cover - lost without an exception
+            await lost
+            return
+        self._set_state(Event.NEGOTIATED)
+        keepalive = None
+        if self.keepalive is not None:
+            keepalive = loop.create_task(self._keepalive(conn, self.keepalive))
+        try:
+            await lost
+        finally:
+            if keepalive is not None:
+                keepalive.cancel()
+                await asyncio.wait({keepalive})
+
+    async def _negotiate(self, negotiated: asyncio.Future[None]) -> None:
+        """Wait for the protocol version (or assume one), then fetch timeout hints."""
+        try:
+            async with timeout_scope(self.negotiation_timeout):
+                await negotiated  # raises ProtocolError or ConnectionError
+        except asyncio.TimeoutError:
+            self.logger.warning(
+                "No #version-connect within %g s: assuming a server without protocol flags "
+                "(no message ids; requests are serialised)",
+                self.negotiation_timeout,
+            )
+            self._version_assumed = True
+            self._set_protocol(None, frozenset())
+            # (the timeout cancelled `negotiated`: a late #version-connect is then
+            # handled as an update)
+            return
+        if "T" in self.protocol_flags:
+            await self._fetch_timeout_hints()
+
+    async def _fetch_timeout_hints(self) -> None:
+        try:
+            reply, informs = await self._send_request(
+                "request-timeout-hint", (), self.negotiation_timeout
+            )
+        except asyncio.TimeoutError:
+            self.logger.warning("No reply to ?request-timeout-hint; not using timeout hints")
+            return
+        if not reply.reply_ok():
+            self.logger.warning("?request-timeout-hint failed: %s", reply)
+            return
+        self._timeout_hints = parse_timeout_hints(informs, self.logger)
+
+    async def _keepalive(self, conn: Connection, interval: float) -> None:
+        """Drop the connection if the server stays silent and ignores ``?watchdog``.
+
+        While requests are outstanding the check is skipped: the server may run a
+        connection's requests in order, so a ``?watchdog`` would wait behind a long
+        request and look like a dead peer. TCP keepalive covers that case.
+        """
+        seen = self._rx_count
+        while self._conn is conn:
+            await asyncio.sleep(interval)
+            if self._rx_count != seen or len(self._tracker):
+                seen = self._rx_count
+                continue
+            try:
+                await self._send_request("watchdog", (), interval)
+            except asyncio.TimeoutError:
+                self.logger.warning(
+                    "No reply to ?watchdog within %g s: dropping the connection", interval
+                )
+                self._drop_connection(
+                    ConnectionResetError(f"Server did not answer ?watchdog within {interval} s"),
+                    abort=True,
+                )
+                return
+            except ConnectionError:
+                return
+            seen = self._rx_count
+
+    # -- state -------------------------------------------------------------------------------
+
+    def _set_state(self, event: Event) -> None:
+        """The one place the state changes (as the table in :mod:`._client_state` allows)."""
+        old = self._state
+        state = self._state = next_state(old, event)
         if state is State.CONNECTED:
             self.last_exc = None
-            self._backoff = self._BACKOFF_INITIAL
+            self._delays = backoff_delays(*self.backoff)
         elif state is not State.NEGOTIATING:
             self._tracker.fail_all(connection_reset)
         waiters, self._state_waiters = self._state_waiters, []
@@ -738,10 +1021,10 @@ class Client(metaclass=ClientMeta):
                 waiter.set_result(None)
         if state is State.CONNECTED:
             for callback in list(self._connected_callbacks):
-                call_isolated("connected callback", callback)
+                call_isolated(self.logger, "connected callback", callback)
         elif old is State.CONNECTED:
             for callback in list(self._disconnected_callbacks):
-                call_isolated("disconnected callback", callback)
+                call_isolated(self.logger, "disconnected callback", callback)
 
     async def _wait_for(self, predicate: Callable[[], bool]) -> None:
         while not predicate():
@@ -780,19 +1063,200 @@ class Client(metaclass=ClientMeta):
         self.logger.info("Server sent v4 connect informs: assuming KATCP v4 (no message ids)")
         self._set_protocol((4, 0), frozenset())
 
-    def _fire_failed_connect(self, exc: Exception) -> None:
-        self.last_exc = exc
-        for callback in list(self._failed_connect_callbacks):
-            call_isolated("failed-connect callback", callback, exc)
-
     def _drop_connection(self, exc: Exception, abort: bool = False) -> None:
         """Close the current connection on our initiative (it will be re-made if wanted)."""
         conn = self._conn
         if conn is None or self._state is State.DISCONNECTING:
             return
         self.last_exc = exc
-        self._set_state(State.DISCONNECTING)
+        self._set_state(Event.DROP)
         if abort:
             conn.abort()
         else:
             conn.close()
+
+
+@functools.lru_cache(maxsize=1024)
+def _discrete_enum(values: Tuple[bytes, ...]) -> Type[enum.Enum]:
+    """An enum whose members (``ENUM0``, ...) encode to `values` (shared per value list)."""
+    cls = enum.Enum("discrete", [(f"ENUM{i}", i) for i in range(len(values))])  # type: ignore[misc]
+    for member, value in zip(cls, values):
+        member.katcp_value = value  # type: ignore[attr-defined]
+    return cls
+
+
+class SensorWatcher(AbstractSensorWatcher):
+    """Mirrors the server's sensors into a local :class:`~aiokatcp.sensor.SensorSet`.
+
+    Parameters
+    ----------
+    client
+        The client to watch. The watcher does nothing until it is passed to
+        :meth:`~aiokatcp.client.Client.add_sensor_watcher`.
+    enum_types
+        Enum types to use for discrete sensors whose values match theirs
+        (same encoded values, same order); other discrete sensors get a
+        generated enum whose members carry the wire values.
+
+    Attributes
+    ----------
+    sensors : SensorSet
+        The mirrored sensors, by local name (see :meth:`rewrite_name`).
+        While disconnected every mirrored sensor has status ``unreachable``.
+    synced : asyncio.Event
+        Set exactly while the state is :attr:`SyncState.SYNCED`.
+    """
+
+    SENSOR_TYPES: Dict[str, type] = dict(SENSOR_TYPES)
+
+    def __init__(self, client: Client, enum_types: Sequence[Type[enum.Enum]] = ()) -> None:
+        self.client = client
+        self.enum_types = list(enum_types)
+        self.sensors = SensorSet()
+        self.synced = asyncio.Event()
+        #: The client's logger (records go to ``aiokatcp.client`` tagged with the address).
+        self.logger = client.logger
+        self.state = SyncState.DISCONNECTED
+        # remote name -> (value decoder, local mirror sensors)
+        self._mirrors: Dict[str, Tuple[Callable[[bytes], Any], Tuple[Sensor[Any], ...]]] = {}
+
+    def rewrite_name(self, name: str) -> Union[str, Sequence[str]]:
+        """Local name(s) for the remote sensor `name` (default: unchanged).
+
+        Return several names to mirror one remote sensor more than once.
+        """
+        return name
+
+    def make_type(self, type_name: str, parameters: Sequence[bytes]) -> type:
+        """The Python type to mirror a sensor of KATCP type `type_name` with."""
+        if type_name == "discrete":
+            values = tuple(parameters)
+            for enum_type in self.enum_types:
+                if tuple(encode(member) for member in enum_type) == values:
+                    return enum_type
+            return _discrete_enum(values)
+        return self.SENSOR_TYPES[type_name]
+
+    def set_sensor_value(
+        self, sensor: Sensor[Any], value: Any, status: Sensor.Status, timestamp: float
+    ) -> None:
+        """Store a reading in a mirrored sensor; override to alter readings on the way."""
+        sensor.set_value(value, status, timestamp)
+
+    def sensor_added(
+        self, name: str, description: str, units: str, type_name: str, *args: bytes
+    ) -> None:
+        if type_name not in self.SENSOR_TYPES:
+            self.logger.warning(
+                "Type %s of sensor %s is not supported: not mirrored", type_name, name
+            )
+            self.sensor_removed(name)
+            return
+        if type_name == "discrete" and not args:
+            self.logger.warning("Discrete sensor %s has no values: not mirrored", name)
+            self.sensor_removed(name)
+            return
+        stype = self.make_type(type_name, args)
+        local = self.rewrite_name(name)
+        old = self._mirrors.get(name)
+        if old is None and isinstance(local, str):  # the common case, kept cheap
+            single: Sensor[Any] = Sensor(stype, local, description, units)
+            self.sensors.add(single)
+            self._mirrors[name] = (get_decoder(stype), (single,))
+            return
+        local_names = [local] if isinstance(local, str) else list(local)
+        if old is not None:
+            for sensor in old[1]:
+                if sensor.name not in local_names:
+                    self.sensors.discard(sensor)
+        sensors = []
+        for local_name in local_names:
+            mirror: Sensor[Any] = Sensor(stype, local_name, description, units)
+            self.sensors.add(mirror)
+            sensors.append(mirror)
+        self._mirrors[name] = (get_decoder(stype), tuple(sensors))
+
+    def sensor_removed(self, name: str) -> None:
+        entry = self._mirrors.pop(name, None)
+        if entry is not None:
+            for sensor in entry[1]:
+                self.sensors.discard(sensor)
+
+    def sensor_updated(
+        self, name: str, value: bytes, status: Sensor.Status, timestamp: float
+    ) -> None:
+        entry = self._mirrors.get(name)
+        if entry is None:
+            return
+        decoder, sensors = entry
+        try:
+            decoded = decoder(value)
+        except ValueError as exc:
+            if status.valid_value():
+                self.logger.warning("Bad value for sensor %s: %s", name, exc)
+                return
+            # No meaningful value comes with this status: keep the old one.
+            for sensor in sensors:
+                self.set_sensor_value(sensor, sensor.value, status, timestamp)
+            return
+        for sensor in sensors:
+            self.set_sensor_value(sensor, decoded, status, timestamp)
+
+    def state_updated(self, state: SyncState) -> None:
+        self.state = state
+        if state is SyncState.SYNCED:
+            self.synced.set()
+        else:
+            self.synced.clear()
+        if state in (SyncState.DISCONNECTED, SyncState.CLOSED):
+            now = time.time()
+            for sensor in self.sensors.values():
+                if sensor.status is not _UNREACHABLE:
+                    sensor.set_value(sensor.value, _UNREACHABLE, now)
+
+
+class _MonitorHost:
+    """The client as the sensor monitor sees it (implements ``WatcherHost``)."""
+
+    __slots__ = ("_client",)
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+
+    @property
+    def is_connected(self) -> bool:
+        return self._client.is_connected
+
+    @property
+    def protocol_flags(self) -> FrozenSet[str]:
+        return self._client.protocol_flags
+
+    @property
+    def protocol_version(self) -> Optional[Tuple[int, int]]:
+        return self._client.protocol_version
+
+    @property
+    def logger(self) -> logging.LoggerAdapter[logging.Logger]:
+        return self._client.logger
+
+    @property
+    def backoff(self) -> Tuple[float, float]:
+        return self._client.backoff
+
+    def request(self, name: str, *args: Any) -> Awaitable[Tuple[List[bytes], List[Message]]]:
+        return self._client.request(name, *args)
+
+    def create_task(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        return self._client._create_task(coro)
+
+    def add_connected_callback(self, callback: Callable[[], None]) -> None:
+        self._client.add_connected_callback(callback)
+
+    def add_disconnected_callback(self, callback: Callable[[], None]) -> None:
+        self._client.add_disconnected_callback(callback)
+
+
+# The watcher classes live in ._client_watcher; their public (2.x) path is this module.
+for _cls in (AbstractSensorWatcher, SensorWatcher, SyncState):
+    _cls.__module__ = __name__
+del _cls

@@ -26,7 +26,17 @@ import ipaddress
 import logging
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Iterable, List, MutableMapping, Optional, Tuple
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Dict,
+    Iterable,
+    List,
+    MutableMapping,
+    Optional,
+    Protocol,
+    Tuple,
+)
 
 from ._codec import DEFAULT_LIMIT, MessageParser, ParseResult
 from ._handlers import wrap_handler
@@ -38,6 +48,7 @@ __all__ = [
     "DEFAULT_LIMIT",
     "Connection",
     "ConnectionLoggerAdapter",
+    "ConnectionOwner",
     "FailReply",
     "InvalidReply",
     "wrap_handler",
@@ -88,6 +99,20 @@ def _make_address(peername: Any) -> Address:
     return _UNKNOWN_ADDRESS
 
 
+class ConnectionOwner(Protocol):
+    """What a :class:`Connection` tells its owner (a server or a client) about."""
+
+    def handle_message(self, conn: Any, msg: Message) -> None: ...  # pragma: no cover
+
+    def _connection_made(self, conn: Any) -> None: ...  # pragma: no cover
+
+    def _connection_lost(self, conn: Any, exc: Optional[Exception]) -> None: ...  # pragma: no cover
+
+    def _eof_received(self, conn: Any) -> Optional[bool]: ...  # pragma: no cover
+
+
+#: Corked output above which it is written out early (so write back-pressure can act).
+_CORK_FLUSH = 65536
 #: Size of the receive buffer (shared, see :meth:`Connection.get_buffer`).
 _BUFFER_SIZE = 256 * 1024
 #: Size of a private receive buffer, used only while the shared one is lent out.
@@ -159,7 +184,7 @@ class Connection(asyncio.BufferedProtocol):
     #: (one system call for all the replies a burst of work produces).
     coalesce_writes = False
 
-    def __init__(self, owner: Any, is_server: bool, limit: int = DEFAULT_LIMIT) -> None:
+    def __init__(self, owner: ConnectionOwner, is_server: bool, limit: int = DEFAULT_LIMIT) -> None:
         self.owner = owner
         self.is_server = is_server
         self.limit = limit
@@ -178,6 +203,7 @@ class Connection(asyncio.BufferedProtocol):
         self._warned_closed = False
         self._private: Optional[memoryview] = None  # receive buffer, if not the shared one
         self._flush_scheduled = False
+        self._lost_exc: Optional[Exception] = None
 
     # -- asyncio protocol callbacks ---------------------------------------------------------
 
@@ -217,13 +243,16 @@ class Connection(asyncio.BufferedProtocol):
         results = self._parser.feed_eof()
         if results:
             self._dispatch(results)
-        return bool(self.owner._eof_received(self))
+        keep_open = bool(self.owner._eof_received(self))
+        # A TLS transport cannot stay half-open (asyncio would warn on each close).
+        return keep_open and self.ssl_object is None
 
     def connection_lost(self, exc: Optional[Exception]) -> None:
         if _shared.lent_to is self:
             _shared.lent_to = None
         self._private = None
         self._closed = True
+        self._lost_exc = exc
         self._corked.clear()
         self._corked_size = 0
         self._wake_drain()
@@ -247,10 +276,13 @@ class Connection(asyncio.BufferedProtocol):
     def _dispatch(self, results: List[ParseResult]) -> None:
         """Hand parsed messages to the owner, with all resulting writes batched."""
         handle = self.owner.handle_message
+        debug = logger.isEnabledFor(logging.DEBUG)
         self._cork_depth += 1
         try:
             for item in results:
                 if type(item) is Message:
+                    if debug:
+                        self.logger.debug("Received message %r", bytes(item))
                     try:
                         handle(self, item)
                     except Exception:
@@ -269,6 +301,9 @@ class Connection(asyncio.BufferedProtocol):
     # -- output -------------------------------------------------------------------------------
 
     def _write(self, data: bytes) -> None:
+        if logger.isEnabledFor(logging.DEBUG):
+            for line in data.splitlines(keepends=True):
+                self.logger.debug("Sent message %r", line)
         if self._closed or self._transport is None or self._transport.is_closing():
             if not self._warned_closed:
                 self._warned_closed = True
@@ -277,6 +312,8 @@ class Connection(asyncio.BufferedProtocol):
         if self._cork_depth:
             self._corked.append(data)
             self._corked_size += len(data)
+            if self._corked_size >= _CORK_FLUSH:
+                self._flush()  # a big burst: let the transport apply back-pressure now
         elif self.coalesce_writes or self._corked:
             # (Data already gathered by _write_soon goes first: keep the order.)
             self._gather(data)
@@ -301,6 +338,10 @@ class Connection(asyncio.BufferedProtocol):
             self._write(data)  # (warns if closed; corked data is flushed by uncork)
         else:
             self._gather(data)
+
+    def write_soon(self, data: bytes) -> None:
+        """Public name of :meth:`_write_soon` (for the client's concurrent requests)."""
+        self._write_soon(data)
 
     def _scheduled_flush(self) -> None:
         self._flush_scheduled = False
@@ -361,12 +402,23 @@ class Connection(asyncio.BufferedProtocol):
         return size
 
     async def drain(self) -> None:
-        """Wait until the transport accepts more data (returns at once if closed)."""
+        """Wait until the transport accepts more data.
+
+        Returns at once if the connection is already closed.
+
+        Raises
+        ------
+        OSError
+            the connection's error (e.g. :exc:`ConnectionResetError`) if it
+            is lost with one while waiting
+        """
         if not self._write_paused or self._closed:
             return
         if self._drain_future is None:
             self._drain_future = asyncio.get_running_loop().create_future()
         await asyncio.shield(self._drain_future)
+        if self._closed and self._lost_exc is not None:
+            raise self._lost_exc
 
     def _wake_drain(self) -> None:
         fut = self._drain_future
@@ -398,6 +450,36 @@ class Connection(asyncio.BufferedProtocol):
         if self._transport is None:
             return default
         return self._transport.get_extra_info(name, default)
+
+    @property
+    def write_paused(self) -> bool:
+        """Whether the transport asked us to stop writing (the peer is not reading)."""
+        return self._write_paused
+
+    @property
+    def closed(self) -> bool:
+        """Whether the connection is fully closed (:meth:`connection_lost` ran)."""
+        return self._closed
+
+    @property
+    def ssl_object(self) -> Any:
+        """The connection's :class:`ssl.SSLObject`, or ``None`` for a plain TCP connection."""
+        return self.get_extra_info("ssl_object")
+
+    @property
+    def peer_certificate(self) -> Optional[Dict[str, Any]]:
+        """The peer's verified TLS certificate, as :meth:`ssl.SSLSocket.getpeercert` decodes it.
+
+        ``None`` for a plain TCP connection, or when the peer sent no
+        certificate (a server sees one only if its context requires or
+        asks for client certificates). Use it to identify the client, e.g.
+        in :meth:`~aiokatcp.server.DeviceServer.authorize`.
+        """
+        ssl_object = self.ssl_object
+        if ssl_object is None:
+            return None
+        cert = ssl_object.getpeercert()
+        return cert or None
 
     def is_closing(self) -> bool:
         """Whether the connection is closed or closing (nothing more can be sent)."""

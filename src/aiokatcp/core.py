@@ -29,3 +29,19 @@ __all__ = [
     "get_type",
     "register_type",
 ]
+
+# The classes live in private modules; report this public path (for reprs, pickles,
+# mypy messages, IDEs and Sphinx), as 2.x did.
+for _cls in (
+    Address,
+    DeviceStatus,
+    KatcpSyntaxError,
+    LogLevel,
+    Message,
+    MessageParser,
+    Now,
+    Timestamp,
+    TypeInfo,
+):
+    _cls.__module__ = __name__
+del _cls

@@ -75,3 +75,10 @@ class InvalidReply(KatcpError):
     :meth:`.Client.request` raises it for ``invalid`` or any other
     non-``ok``/non-``fail`` reply code.
     """
+
+
+# Report the public 2.x paths (which re-export these classes) in reprs, mypy and Sphinx.
+KatcpSyntaxError.__module__ = "aiokatcp.core"
+ProtocolError.__module__ = "aiokatcp.client"
+FailReply.__module__ = "aiokatcp.connection"
+InvalidReply.__module__ = "aiokatcp.connection"

@@ -41,6 +41,8 @@ from typing import (
     overload,
 )
 
+from typing_extensions import TypeAlias
+
 from ._sampling import SensorSampler, Strategy
 from ._typeinfo import encode, get_type
 from ._values import Timestamp
@@ -75,6 +77,8 @@ class _Status(enum.IntEnum):
 # Sensor.Status is the public name (and what reprs and pickles should say).
 _Status.__name__ = "Status"
 _Status.__qualname__ = "Sensor.Status"
+# SensorSampler lives in ._sampling; its public (2.x) path is this module.
+SensorSampler.__module__ = __name__
 _VALID_STATUSES = frozenset({_Status.NOMINAL, _Status.WARN, _Status.ERROR})
 
 
@@ -108,6 +112,7 @@ class Reading(Generic[_T]):
         )
 
 
+_AUTO = Strategy.AUTO
 _NOMINAL = _Status.NOMINAL  # (an Enum member lookup is a metaclass call: once per update adds up)
 
 
@@ -172,7 +177,7 @@ class Sensor(Generic[_T]):
         nominal range, or a warn range is given without a nominal range
     """
 
-    Status = _Status
+    Status: TypeAlias = _Status
 
     def __init__(
         self,
@@ -196,7 +201,7 @@ class Sensor(Generic[_T]):
         self.name = name
         self.description = description
         self.units = units
-        self.auto_strategy = Strategy.AUTO if auto_strategy is None else auto_strategy
+        self.auto_strategy = _AUTO if auto_strategy is None else auto_strategy
         self.auto_strategy_parameters = tuple(auto_strategy_parameters)
         self._nominal_range: Optional[_Range] = None
         self._warn_range: Optional[_Range] = None
@@ -211,7 +216,9 @@ class Sensor(Generic[_T]):
             value: _T = type_info.default(sensor_type)
         else:
             value = self._coerce(default)
-        self._reading: Reading[_T] = Reading(time.time(), _Status(initial_status), value)
+        if type(initial_status) is not _Status:
+            initial_status = _Status(initial_status)
+        self._reading: Reading[_T] = Reading(time.time(), initial_status, value)
 
     # -- ranges -----------------------------------------------------------------------------
 
@@ -472,6 +479,12 @@ class SensorSet(Mapping[str, Sensor[Any]]):
 
     def __getitem__(self, name: str) -> Sensor[Any]:
         return self._sensors[name]
+
+    @overload
+    def get(self, name: str) -> Optional[Sensor[Any]]: ...
+
+    @overload
+    def get(self, name: str, default: Union[Sensor[Any], _U]) -> Union[Sensor[Any], _U]: ...
 
     def get(self, name: str, default: Any = None) -> Any:
         """The sensor called `name`, or `default`."""

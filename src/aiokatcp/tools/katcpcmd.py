@@ -8,6 +8,7 @@ a small client. Usage (options may go anywhere on the line)::
     katcpcmd log [ADDRESS...] [--level LEVEL]       # follow the devices' #log
     katcpcmd watch [ADDRESS...] SENSOR...           # live table (plain lines if not a tty)
     katcpcmd export [ADDRESS] --port N              # serve the sensors to Prometheus
+    katcpcmd --cafile ca.pem ADDRESS REQUEST        # any of these over TLS
 
 An ADDRESS is ``[host:]port`` (``[v6-address]:port``); several may be given
 (or joined by commas); without one, ``$KATCP_SERVER`` is used. Exit status:
@@ -21,6 +22,7 @@ import asyncio
 import logging
 import os
 import re
+import ssl
 import sys
 from typing import Any, Callable, Dict, List, Optional, Sequence, Set, TextIO, Tuple
 
@@ -202,7 +204,35 @@ def make_parser() -> argparse.ArgumentParser:
         default="127.0.0.1",
         help="HTTP address of the Prometheus endpoint (default: %(default)s)",
     )
+    tls = parser.add_argument_group("TLS")
+    tls.add_argument("--tls", action="store_true", help="connect over TLS (see doc/security)")
+    tls.add_argument(
+        "--cafile",
+        metavar="FILE",
+        help="CA certificate(s) to verify the server with (implies --tls)",
+    )
+    tls.add_argument("--cert", metavar="FILE", help="client certificate (implies --tls)")
+    tls.add_argument("--key", metavar="FILE", help="private key of --cert (default: in --cert)")
+    tls.add_argument(
+        "--insecure",
+        action="store_true",
+        help="do not verify the server's certificate (implies --tls; for testing only)",
+    )
     return parser
+
+
+def _ssl_context(args: argparse.Namespace) -> Optional[ssl.SSLContext]:
+    """The client TLS context the options ask for (``None``: plain TCP)."""
+    if not (args.tls or args.cafile or args.cert or args.insecure):
+        return None
+    ctx = ssl.create_default_context(cafile=args.cafile)
+    if args.insecure:
+        _error("warning: --insecure: the server's certificate is NOT verified")
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    if args.cert:
+        ctx.load_cert_chain(args.cert, args.key)
+    return ctx
 
 
 class _Options:
@@ -263,6 +293,8 @@ class _Options:
             parser.error("--duration needs watch or log")
         if args.field is not None and mode != "request":
             parser.error("--field is for requests")
+        if args.key is not None and args.cert is None:
+            parser.error("--key needs --cert")
 
 
 class _Output:
@@ -322,9 +354,15 @@ class _Device:
     """One device's connection and output, for one run of a command."""
 
     def __init__(
-        self, opts: _Options, address: Tuple[str, int], out: TextIO, several: bool
+        self,
+        opts: _Options,
+        address: Tuple[str, int],
+        out: TextIO,
+        several: bool,
+        ssl_context: Optional[ssl.SSLContext],
     ) -> None:
         self.opts = opts
+        self.ssl_context = ssl_context
         self.args = opts.args
         self.address = address
         self.label = _name(address) if several else None
@@ -338,7 +376,11 @@ class _Device:
     async def connect(self, reconnect: bool = False) -> bool:
         host, port = self.address
         client = _PrintingClient(
-            host, port, on_inform=lambda msg: self.informs_to(msg), auto_reconnect=reconnect
+            host,
+            port,
+            on_inform=lambda msg: self.informs_to(msg),
+            auto_reconnect=reconnect,
+            ssl=self.ssl_context,
         )
         try:
             async with _timeout(self.args.connect_timeout):
@@ -598,9 +640,14 @@ async def _run(
     opts = _Options(args, parser)
     if configure_logging:
         _setup_logging(args)
+    try:
+        ssl_context = _ssl_context(args)
+    except (OSError, ValueError) as exc:
+        _error(f"cannot set up TLS: {exc}")
+        return EXIT_CONNECTION
     out = sys.stdout if out is None else out
     several = len(opts.addresses) > 1
-    devices = [_Device(opts, address, out, several) for address in opts.addresses]
+    devices = [_Device(opts, address, out, several, ssl_context) for address in opts.addresses]
     codes = await asyncio.gather(*(device.run() for device in devices))
     return max(codes)
 

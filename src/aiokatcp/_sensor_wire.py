@@ -1,0 +1,146 @@
+"""The sensor wire format, written and parsed in one place.
+
+Pure module (no asyncio), shared by the server (which writes
+``#sensor-list``, ``#sensor-value`` and ``#sensor-status``), the client's
+``sensor_value``/``sensor_reading`` and the sensor watcher (which parse them):
+
+* ``#sensor-list <name> <description> <units> <type> <param>*``
+* ``#sensor-value`` / ``#sensor-status``: ``<timestamp> <n> (<name> <status> <value>){n}``
+  (the server always writes ``n = 1``; a client accepts any ``n``).
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+from ._lru import Lru
+from ._message import Message
+from ._typeinfo import encode, get_decoder
+from ._values import Address, Timestamp
+from .exceptions import FailReply
+from .sensor import Reading, Sensor
+
+__all__ = [
+    "SENSOR_TYPES",
+    "STATUS_FROM_WIRE",
+    "SensorInfo",
+    "decode_sensor_value",
+    "parse_sensor_list",
+    "parse_sensor_status",
+    "sensor_list_args",
+    "status_args",
+    "value_type",
+]
+
+_ONE = b"1"
+#: Python type of each KATCP sensor type name (what a client decodes values as).
+SENSOR_TYPES: Dict[str, type] = {
+    "integer": int,
+    "float": float,
+    "boolean": bool,
+    "timestamp": Timestamp,
+    "discrete": enum.Enum,
+    "address": Address,
+    "string": bytes,
+    "lru": Lru,
+}
+#: Status by its wire name (``nominal`` -> ``Sensor.Status.NOMINAL``).
+STATUS_FROM_WIRE: Dict[bytes, Sensor.Status] = {
+    status.name.lower().encode(): status for status in Sensor.Status
+}
+#: What ``#sensor-list`` says about one sensor: description, units, type name, parameters.
+SensorInfo = Tuple[str, str, str, Tuple[bytes, ...]]
+_decode_timestamp = get_decoder(Timestamp)
+
+
+# -- writing (server) ------------------------------------------------------------------------
+
+
+def status_args(sensor: Sensor[Any], reading: Reading[Any]) -> List[bytes]:
+    """Arguments of ``#sensor-status``/``#sensor-value``: ``<ts> 1 <name> <status> <value>``."""
+    return [
+        float.__repr__(reading.timestamp).encode("ascii"),
+        _ONE,
+        sensor.name.encode("utf-8"),
+        encode(reading.status),
+        encode(reading.value),
+    ]
+
+
+def sensor_list_args(sensor: Sensor[Any]) -> Tuple[Any, ...]:
+    """Arguments of one ``#sensor-list`` inform."""
+    return (sensor.name, sensor.description, sensor.units, sensor.type_name, *sensor.params)
+
+
+# -- parsing (client) ------------------------------------------------------------------------
+
+
+def parse_sensor_list(
+    informs: Sequence[Message], warn: Callable[[str, Message], None]
+) -> Dict[str, SensorInfo]:
+    """Map name -> :data:`SensorInfo`, in server order; `warn` is told of bad informs."""
+    listing: Dict[str, SensorInfo] = {}
+    for inform in informs:
+        args = inform.arguments
+        if len(args) < 4:
+            warn("Ignoring malformed #sensor-list: %s", inform)
+            continue
+        try:
+            name = args[0].decode("utf-8")
+        except UnicodeDecodeError:
+            warn("Ignoring #sensor-list with a non-UTF-8 name: %s", inform)
+            continue
+        listing[name] = (
+            args[1].decode("utf-8", errors="replace"),
+            args[2].decode("utf-8", errors="replace"),
+            args[3].decode("utf-8", errors="replace"),
+            tuple(args[4:]),
+        )
+    return listing
+
+
+def parse_sensor_status(
+    args: Sequence[bytes], time_scale: float = 1.0
+) -> Optional[Tuple[float, List[Tuple[bytes, Sensor.Status, bytes]]]]:
+    """``(timestamp, [(raw name, status, value)])`` of a ``#sensor-status``; ``None`` if bad.
+
+    `time_scale` converts the timestamp to seconds (0.001 for KATCP v4).
+    """
+    try:
+        timestamp = float(args[0]) * time_scale
+        count = int(args[1])
+        if count < 0 or len(args) != 2 + 3 * count:
+            return None
+        return timestamp, [
+            (args[i], STATUS_FROM_WIRE[args[i + 1]], args[i + 2]) for i in range(2, len(args), 3)
+        ]
+    except (ValueError, IndexError, KeyError):
+        return None
+
+
+def value_type(sensor_list_informs: Sequence[Message], name: str) -> type:
+    """The Python type to decode a sensor's value as, from its ``#sensor-list`` inform.
+
+    Discrete and string values stay ``bytes``.
+    """
+    if len(sensor_list_informs) != 1 or len(sensor_list_informs[0].arguments) < 4:
+        raise FailReply(f"unexpected ?sensor-list reply for {name!r}")
+    type_name = sensor_list_informs[0].arguments[3].decode("utf-8", errors="replace")
+    stype = SENSOR_TYPES.get(type_name, bytes)
+    return bytes if stype is enum.Enum else stype
+
+
+def decode_sensor_value(informs: Sequence[Message], sensor_type: Any) -> Reading[Any]:
+    """Decode the single ``#sensor-value`` inform expected in `informs`."""
+    if len(informs) != 1:
+        raise FailReply(f"Server returned {len(informs)} sensors, but only 1 expected")
+    args = informs[0].arguments
+    if len(args) != 5:
+        raise ValueError(f"malformed #sensor-value inform: {informs[0]}")
+    timestamp = _decode_timestamp(args[0])
+    status = STATUS_FROM_WIRE.get(args[3])
+    if status is None:
+        raise ValueError(f"unknown sensor status in #sensor-value: {informs[0]}")
+    value = get_decoder(sensor_type)(args[4])
+    return Reading(timestamp, status, value)

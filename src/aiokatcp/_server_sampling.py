@@ -1,0 +1,222 @@
+"""Per-client sensor sampling on the server side, and the ``#sensor-status`` format.
+
+asyncio layer. A :class:`ClientSampling` holds one client connection's
+samplers (one per sensor), the lock serialising its ``?sensor-sampling``
+requests and the observer its samplers report to. It writes through the
+narrow :class:`SamplingSink` protocol (the connection), so it does not
+depend on the connection or server modules. Rules:
+
+* every sampler belongs to exactly one client and is closed when the
+  client replaces or clears it, when its sensor leaves the server, or when
+  the client goes away (:meth:`ClientSampling.close_all`);
+* a reading is formatted once (:class:`StatusCache`) and the same bytes go
+  to every client that reports it; a client's reports are gathered into one
+  write per loop iteration;
+* while one of the client's own ``?sensor-sampling`` requests runs, reports
+  are not subject to the slow-client limit (the burst is the client's own
+  doing, and the request drains it as it goes).
+
+:func:`status_args` is the server's one formatter of sensor readings on the
+wire (``#sensor-status`` and ``#sensor-value``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Any, Callable, Dict, Optional, Protocol
+
+from ._message import Message
+from ._sampling import SensorSampler
+from ._sensor_wire import status_args
+from .sensor import Reading, Sensor
+
+__all__ = ["ClientSampling", "SamplingSink", "StatusCache", "ThreadSafeLoop"]
+
+_INFORM = Message.Type.INFORM
+_Observer = Callable[[Sensor[Any], Reading[Any]], None]
+
+
+class StatusCache:
+    """The ``#sensor-status`` bytes of each sensor's latest reported reading.
+
+    Keyed by sensor, validated by reading identity: every client that
+    reports the same :class:`Reading` object reuses one formatted line.
+    """
+
+    __slots__ = ("_data", "_readings")
+
+    def __init__(self) -> None:
+        # Two dicts rather than one of tuples: no object per sensor for the GC to scan.
+        self._readings: Dict[Sensor[Any], Reading[Any]] = {}
+        self._data: Dict[Sensor[Any], bytes] = {}
+
+    def get(self, sensor: Sensor[Any], reading: Reading[Any]) -> bytes:
+        """The ``#sensor-status`` line of `reading` of `sensor`."""
+        if self._readings.get(sensor) is reading:
+            return self._data[sensor]
+        data = bytes(Message._make(_INFORM, "sensor-status", status_args(sensor, reading), None))
+        self._readings[sensor] = reading
+        self._data[sensor] = data
+        return data
+
+    def discard(self, sensor: Sensor[Any]) -> None:
+        """Forget `sensor` (it left the server)."""
+        self._readings.pop(sensor, None)
+        self._data.pop(sensor, None)
+
+
+class _PendingCall:
+    """Handle of a timer requested from another thread (see :class:`ThreadSafeLoop`)."""
+
+    __slots__ = ("cancelled", "handle")
+
+    def __init__(self) -> None:
+        self.cancelled = False
+        self.handle: Optional[asyncio.TimerHandle] = None
+
+    def cancel(self) -> None:
+        self.cancelled = True
+        if self.handle is not None:
+            self.handle.cancel()
+
+
+class ThreadSafeLoop:
+    """The event loop as the server's samplers see it.
+
+    ``Sensor.set_value`` may be called on any thread, and a sampler then
+    runs on that thread; a timer it asks for from there is handed to the
+    loop's own thread (``loop.call_at`` is not thread-safe, and the loop
+    would not even wake up for it).
+    """
+
+    __slots__ = ("_loop", "_thread")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._thread = threading.get_ident()
+
+    def time(self) -> float:
+        return self._loop.time()
+
+    def call_at(self, when: float, callback: Callable[..., Any], *args: Any) -> Any:
+        if threading.get_ident() == self._thread:
+            return self._loop.call_at(when, callback, *args)
+        pending = _PendingCall()
+
+        def schedule() -> None:
+            if not pending.cancelled:
+                pending.handle = self._loop.call_at(when, callback, *args)
+
+        self._loop.call_soon_threadsafe(schedule)
+        return pending
+
+
+class SamplingSink(Protocol):
+    """What a client's sampling needs of its connection."""
+
+    def write_bytes(self, data: bytes) -> None: ...  # pragma: no cover
+
+    def write_async_bytes(self, data: bytes) -> None: ...  # pragma: no cover
+
+    def cork(self) -> None: ...  # pragma: no cover
+
+    def uncork(self) -> None: ...  # pragma: no cover
+
+
+class ClientSampling:
+    """Sampling state of one client connection.
+
+    Parameters
+    ----------
+    sink
+        The connection the reports are written to.
+    cache
+        The server's shared :class:`StatusCache`.
+
+    Attributes
+    ----------
+    samplers : dict
+        The client's sampler of each sensor it samples.
+    lock : asyncio.Lock
+        Serialises the client's ``?sensor-sampling`` requests.
+    requests : int
+        How many of the client's ``?sensor-sampling`` requests are in progress.
+    """
+
+    __slots__ = ("_cache", "_lock", "_sampler_loop", "observer", "requests", "samplers")
+
+    def __init__(self, sink: SamplingSink, cache: StatusCache) -> None:
+        self.samplers: Dict[Sensor[Any], SensorSampler[Any]] = {}
+        self.requests = 0
+        self._lock: Optional[asyncio.Lock] = None
+        self._sampler_loop: Optional[ThreadSafeLoop] = None
+        self._cache = cache
+        self.observer = self._make_observer(sink, cache)
+
+    @property
+    def lock(self) -> asyncio.Lock:
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        return self._lock
+
+    @property
+    def sampler_loop(self) -> ThreadSafeLoop:
+        """The loop to give the client's samplers (see :class:`ThreadSafeLoop`)."""
+        if self._sampler_loop is None:
+            self._sampler_loop = ThreadSafeLoop(asyncio.get_running_loop())
+        return self._sampler_loop
+
+    def _make_observer(self, sink: SamplingSink, cache: StatusCache) -> _Observer:
+        # Reports are corked until the end of the current loop iteration, so a burst
+        # of updates costs one write (one system call) per client.
+        corked = False
+        try:
+            loop: Optional[asyncio.AbstractEventLoop] = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        thread = threading.get_ident()
+
+        def flush() -> None:
+            nonlocal corked
+            corked = False
+            sink.uncork()
+
+        def observer(sensor: Sensor[Any], reading: Reading[Any]) -> None:
+            nonlocal corked, loop
+            if loop is None:
+                loop = asyncio.get_running_loop()
+            elif threading.get_ident() != thread:
+                # Sensor.set_value called on another thread: report on the loop's thread.
+                loop.call_soon_threadsafe(observer, sensor, reading)
+                return
+            data = cache.get(sensor, reading)
+            if not corked:
+                corked = True
+                sink.cork()
+                loop.call_soon(flush)
+            if self.requests:
+                sink.write_bytes(data)
+            else:
+                sink.write_async_bytes(data)
+
+        return observer
+
+    def get(self, sensor: Sensor[Any]) -> Optional[SensorSampler[Any]]:
+        """The client's sampler of `sensor`, if any."""
+        return self.samplers.get(sensor)
+
+    def set(self, sensor: Sensor[Any], sampler: Optional[SensorSampler[Any]]) -> None:
+        """Install `sampler` (``None``: strategy ``none``), closing the one it replaces."""
+        old = self.samplers.pop(sensor, None)
+        if old is not None and old is not sampler:
+            old.close()
+        if sampler is not None:
+            self.samplers[sensor] = sampler
+
+    def close_all(self) -> None:
+        """Close every sampler (the client went away or cleared its sampling)."""
+        samplers = self.samplers
+        while samplers:
+            _, sampler = samplers.popitem()
+            sampler.close()

@@ -1,0 +1,545 @@
+"""Request scheduling for the device server: admission, the ``max_pending`` FIFO, tasks.
+
+asyncio layer. :class:`RequestScheduler` runs every admitted request as its
+own task, as aiokatcp 2.x does: requests of one connection overlap, and
+each reply goes out when its handler finishes. It knows nothing about
+handlers or the server: it is given a ``dispatch`` callable (which calls
+the handler and returns its result, possibly an awaitable) and a
+``set_reading`` callable (which pauses or resumes reading on every
+connection), and it turns each handler's outcome into exactly one reply.
+
+Rules:
+
+* a handler's first step runs at once, inside a real task (so
+  ``asyncio.current_task()``, ``asyncio.timeout`` and task groups work):
+  with ``eager_start`` on Python 3.12+, and on older versions by entering
+  the task for that step. A handler that finishes without waiting thus
+  replies at once, in arrival order, with no extra loop iteration;
+* at most ``max_pending`` requests are in progress over the whole server;
+  requests already read wait in one FIFO and start as slots free; while
+  the FIFO is not empty every connection's reading is paused;
+* every admitted request is answered exactly once: ``ok`` (from the return
+  value), ``fail``/``invalid`` (from :exc:`FailReply`/:exc:`InvalidReply`),
+  ``fail <traceback>`` (any other exception), or ``fail request cancelled``.
+  An error after the handler replied becomes ``#log error``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+import sys
+import threading
+import traceback
+import types
+from collections import deque
+from typing import (
+    Any,
+    Callable,
+    Coroutine,
+    Deque,
+    Dict,
+    Generator,
+    Iterable,
+    List,
+    Optional,
+    Set,
+    Tuple,
+)
+
+from ._message import Message
+from ._server_conn import ClientConnection
+from ._typeinfo import encode
+from .connection import ConnectionLoggerAdapter, _log_message
+from .exceptions import FailReply, InvalidReply
+
+__all__ = ["CANCELLED_TEXT", "RequestContext", "RequestScheduler", "resume_coroutine"]
+
+logger = logging.getLogger("aiokatcp.server")
+
+#: The text of the ``fail`` reply of a cancelled request (as in aiokatcp 2.x).
+CANCELLED_TEXT = "request cancelled"
+
+_OK = b"ok"
+_FAIL = b"fail"
+_INVALID = b"invalid"
+_REPLY = Message.Type.REPLY
+_INFORM = Message.Type.INFORM
+_EAGER = sys.version_info >= (3, 12)
+_CoroutineType = types.CoroutineType
+_enter_task = getattr(asyncio.tasks, "_enter_task", None)
+_leave_task = getattr(asyncio.tasks, "_leave_task", None)
+_UNSTARTED = object()
+
+
+@types.coroutine
+def resume_coroutine(coro: Coroutine[Any, Any, Any], yielded: Any) -> Generator[Any, Any, Any]:
+    """Await `coro` whose first step (run by the caller) yielded `yielded`.
+
+    Passes everything between the task and `coro` as ``await coro`` would.
+    """
+    value = yielded
+    while True:
+        try:
+            sent = yield value
+        except GeneratorExit:
+            coro.close()
+            raise
+        except BaseException as exc:
+            try:
+                value = coro.throw(exc)
+            except StopIteration as stop:
+                return stop.value
+        else:
+            try:
+                value = coro.send(sent)
+            except StopIteration as stop:
+                return stop.value
+
+
+class RequestContext:
+    """What a request handler uses to answer its request.
+
+    Every request gets exactly one reply: either the handler sends it with
+    :meth:`reply` or :meth:`informs`, or the server sends one from the
+    handler's return value (or exception) when the handler finishes.
+    :meth:`reply`, :meth:`inform` and :meth:`informs` may be called from any
+    thread (off the server's thread they are handed to its loop).
+
+    Parameters
+    ----------
+    conn
+        The connection the request came from.
+    req
+        The request.
+
+    Attributes
+    ----------
+    conn : ClientConnection
+        As passed.
+    req : Message
+        As passed.
+    """
+
+    __module__ = "aiokatcp.server"
+    __slots__ = ("_finished", "_logger", "_replied", "conn", "req")
+
+    def __init__(self, conn: ClientConnection, req: Message) -> None:
+        self.conn = conn
+        self.req = req
+        self._replied = False
+        self._finished = False
+        self._logger: Optional[ConnectionLoggerAdapter] = None
+
+    @property
+    def replied(self) -> bool:
+        """Whether the reply has been sent."""
+        return self._replied
+
+    @property
+    def msg(self) -> Message:
+        """The request (the name the aiokatcp 2.x tutorial uses for :attr:`req`)."""
+        return self.req
+
+    @property
+    def logger(self) -> ConnectionLoggerAdapter:
+        """Logger tagging messages with the client address (``extra`` has ``address``, ``req``)."""
+        if self._logger is None:
+            self._logger = ConnectionLoggerAdapter(
+                logger, {"address": self.conn.address, "req": self.req}
+            )
+        return self._logger
+
+    def _off_thread(self) -> bool:
+        thread = self.conn.thread_id
+        return thread is not None and thread != threading.get_ident()
+
+    def _call_on_loop(self, func: Callable[..., None], *args: Any, **kwargs: Any) -> None:
+        loop = self.conn.loop
+        assert loop is not None
+        loop.call_soon_threadsafe(lambda: func(*args, **kwargs))
+
+    def _check_not_replied(self) -> None:
+        if self._replied:
+            raise RuntimeError(f"request {self.req.name!r} has already been replied to")
+
+    def _send_reply(self, arguments: List[bytes], before: bytes = b"") -> None:
+        req = self.req
+        self._replied = True
+        self.conn.write_bytes(before + bytes(Message._make(_REPLY, req.name, arguments, req.mid)))
+
+    def _send_message(self, msg: Message) -> None:
+        req = self.req
+        if msg.mtype is not _REPLY or msg.name != req.name or msg.mid != req.mid:
+            raise RuntimeError(f"handler for {req.name} returned a message that is not its reply")
+        self._replied = True
+        self.conn.write_message(msg)
+
+    def make_reply(self, *args: Any) -> Message:
+        """Build (without sending) this request's reply; a handler may return it."""
+        req = self.req
+        return Message._make(_REPLY, req.name, [encode(arg) for arg in args], req.mid)
+
+    def reply(self, *args: Any) -> None:
+        """Send the reply (e.g. ``ctx.reply("ok", 3)``); name and message ID are copied.
+
+        Raises
+        ------
+        RuntimeError
+            if the request has already been replied to
+        """
+        if self._off_thread():
+            self._call_on_loop(self.reply, *args)
+            return
+        self._check_not_replied()
+        self._send_reply([encode(arg) for arg in args])
+
+    def inform(self, *args: Any) -> None:
+        """Send one inform belonging to this request (sent before the reply).
+
+        Raises
+        ------
+        RuntimeError
+            if the request has already been replied to
+        """
+        if self._off_thread():
+            self._call_on_loop(self.inform, *args)
+            return
+        self._check_not_replied()
+        req = self.req
+        self.conn.write_bytes(
+            bytes(Message._make(_INFORM, req.name, [encode(arg) for arg in args], req.mid))
+        )
+
+    def informs(self, informs: Iterable[Iterable[Any]], *, send_reply: bool = True) -> None:
+        """Send several informs and (by default) the reply ``ok <count>``, in one write.
+
+        Parameters
+        ----------
+        informs
+            One iterable of arguments per inform.
+        send_reply
+            Whether to finish with the ``ok <count>`` reply.
+
+        Raises
+        ------
+        RuntimeError
+            if the request has already been replied to
+        """
+        if self._off_thread():
+            rows = [list(args) for args in informs]
+            self._call_on_loop(self.informs, rows, send_reply=send_reply)
+            return
+        self._check_not_replied()
+        req = self.req
+        name, mid = req.name, req.mid
+        msgs = [
+            bytes(Message._make(_INFORM, name, [encode(arg) for arg in args], mid))
+            for args in informs
+        ]
+        data = b"".join(msgs)
+        if send_reply:
+            self._send_reply([_OK, encode(len(msgs))], data)
+        elif data:
+            self.conn.write_bytes(data)
+
+    async def drain(self) -> None:
+        """Wait until the client has taken enough of the output (back-pressure).
+
+        Raises
+        ------
+        OSError
+            the connection's error, if it is lost with one while waiting
+        """
+        await self.conn.drain()
+
+
+class RequestScheduler:
+    """Admit requests, run each as a task, and answer each exactly once.
+
+    Parameters
+    ----------
+    max_pending
+        Maximum number of requests in progress over the whole server.
+    dispatch
+        Called with the :class:`RequestContext` when a request starts; calls
+        the handler and returns its result (a value or an awaitable).
+    set_reading
+        Called with ``False`` to pause reading on every connection (the FIFO
+        is in use) and with ``True`` to resume it.
+    tb_limit
+        Maximum number of stack frames in the traceback of a ``fail`` reply.
+    """
+
+    def __init__(
+        self,
+        max_pending: int,
+        dispatch: Callable[[RequestContext], Any],
+        set_reading: Callable[[bool], None],
+        tb_limit: int = 20,
+    ) -> None:
+        self.max_pending = max_pending
+        self._dispatch = dispatch
+        self._set_reading = set_reading
+        self.tb_limit = tb_limit
+        self._pending = 0
+        self._fifo: Deque[RequestContext] = deque()
+        # Request tasks still running, with their handler's awaitable.
+        self._tasks: Dict[asyncio.Task[None], Tuple[RequestContext, Any]] = {}
+        self._drainers: Set[asyncio.Task[None]] = set()
+        self._paused = False
+        self._service_scheduled = False
+        self._halting = False
+
+    @property
+    def paused(self) -> bool:
+        """Whether reading is paused (new connections should start paused)."""
+        return self._paused
+
+    @property
+    def pending(self) -> int:
+        """Requests in progress (not counting those waiting in the FIFO)."""
+        return self._pending
+
+    # -- admission --------------------------------------------------------------------------
+
+    def submit(self, ctx: RequestContext) -> None:
+        """Start the request now if a slot is free and nobody waits; else queue it."""
+        if self._fifo or self._pending >= self.max_pending:
+            self._fifo.append(ctx)
+            if not self._paused:
+                self._paused = True
+                self._set_reading(False)
+            return
+        self._start(ctx)
+
+    def _release(self, ctx: RequestContext) -> None:
+        conn = ctx.conn
+        if conn.write_paused and not conn.closed:
+            # As in aiokatcp 2.x, a request keeps its slot until the client takes the reply:
+            # a client that does not read cannot make the server buffer without bound.
+            task = asyncio.get_running_loop().create_task(self._drain_then_free(ctx))
+            self._drainers.add(task)
+            task.add_done_callback(self._drainers.discard)
+            return
+        self._free(ctx)
+
+    async def _drain_then_free(self, ctx: RequestContext) -> None:
+        try:
+            await ctx.conn.drain()
+        except Exception:
+            pass  # the connection is lost: nothing more to wait for
+        finally:
+            self._free(ctx)
+
+    def _free(self, ctx: RequestContext) -> None:
+        self._pending -= 1
+        ctx.conn.request_finished()
+        if self._fifo:
+            if not self._service_scheduled:
+                self._service_scheduled = True
+                asyncio.get_running_loop().call_soon(self._service)
+        elif self._paused:
+            self._paused = False
+            self._set_reading(True)
+
+    def _service(self) -> None:
+        """Start queued requests while slots are free, first come first served."""
+        self._service_scheduled = False
+        fifo = self._fifo
+        while fifo and self._pending < self.max_pending:
+            ctx = fifo.popleft()
+            if ctx.conn.is_closing():
+                continue  # nobody to answer
+            self._start(ctx)
+        if not fifo and self._paused and not self._halting:
+            self._paused = False
+            self._set_reading(True)
+
+    def discard(self, conn: Any) -> None:
+        """Forget the queued requests of a lost connection (there is nobody to answer)."""
+        if self._fifo:
+            self._fifo = deque(ctx for ctx in self._fifo if ctx.conn is not conn)
+            if not self._fifo and self._paused and self._pending < self.max_pending:
+                self._paused = False
+                self._set_reading(True)
+
+    # -- execution --------------------------------------------------------------------------
+
+    def _start(self, ctx: RequestContext) -> None:
+        self._pending += 1
+        ctx.conn.request_started()
+        try:
+            result = self._dispatch(ctx)
+        except asyncio.CancelledError:
+            self._cancelled(ctx)
+        except Exception as exc:
+            self._failed(ctx, exc)
+        else:
+            if not hasattr(result, "__await__"):
+                self._succeeded(ctx, result)
+            elif _EAGER:
+                task = asyncio.Task(  # type: ignore[call-arg,unused-ignore]
+                    self._run(ctx, result, _UNSTARTED),
+                    eager_start=True,
+                )
+                if not task.done():
+                    self._track(task, ctx, result)
+                return  # the task released the slot if it is done
+            else:
+                self._start_emulated(ctx, result)
+                return
+        self._release(ctx)
+
+    def _start_emulated(self, ctx: RequestContext, aw: Any) -> None:
+        """Python < 3.12: run the first step inside the request's task, as eager_start does."""
+        loop = asyncio.get_running_loop()
+        if (
+            type(aw) is not _CoroutineType
+            or _enter_task is None
+            or _leave_task is None
+            or asyncio.current_task(loop) is not None
+        ):
+            # Cannot run the first step here: the task runs all of it.
+            self._track(loop.create_task(self._run(ctx, aw, _UNSTARTED)), ctx, aw)
+            return
+        context = contextvars.copy_context()
+        holder: List[Any] = [aw, _UNSTARTED]
+        if loop.get_task_factory() is None:
+            # (What loop.create_task does without a factory, minus its Python overhead.)
+            task: asyncio.Task[None] = asyncio.Task(
+                self._resume(ctx, holder), loop=loop, context=context
+            )
+        else:
+            task = loop.create_task(self._resume(ctx, holder), context=context)
+        _enter_task(loop, task)
+        try:
+            yielded = context.run(aw.send, None)
+        except StopIteration as stop:
+            holder[0] = None
+            self._succeeded(ctx, stop.value)
+        except asyncio.CancelledError:
+            holder[0] = None
+            self._cancelled(ctx)
+        except Exception as exc:
+            holder[0] = None
+            self._failed(ctx, exc)
+        else:
+            holder[1] = yielded
+            self._track(task, ctx, aw)
+            return
+        finally:
+            _leave_task(loop, task)
+        self._release(ctx)
+
+    async def _resume(self, ctx: RequestContext, holder: List[Any]) -> None:
+        aw, yielded = holder
+        if aw is not None:
+            holder[0] = None
+            await self._run(ctx, aw, yielded)
+
+    def _track(self, task: asyncio.Task[None], ctx: RequestContext, aw: Any) -> None:
+        self._tasks[task] = (ctx, aw)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        entry = self._tasks.pop(task, None)
+        if entry is not None and not entry[0]._finished:
+            # Cancelled before its first step could run: end the handler and answer here.
+            ctx, aw = entry
+            close = getattr(aw, "close", None)
+            if close is not None:
+                close()
+            self._cancelled(ctx)
+            self._release(ctx)
+
+    async def _run(self, ctx: RequestContext, aw: Any, yielded: Any) -> None:
+        try:
+            if yielded is _UNSTARTED:
+                result = await aw
+            else:
+                result = await resume_coroutine(aw, yielded)
+        except asyncio.CancelledError:
+            self._cancelled(ctx)
+            task = asyncio.current_task()
+            if task is not None and not self._halting and hasattr(task, "uncancel"):
+                task.uncancel()  # only this request was cancelled
+        except Exception as exc:
+            self._failed(ctx, exc)
+        else:
+            self._succeeded(ctx, result)
+        self._release(ctx)
+
+    # -- outcomes ---------------------------------------------------------------------------
+
+    def _succeeded(self, ctx: RequestContext, result: Any) -> None:
+        ctx._finished = True
+        if ctx._replied:
+            if result is not None:
+                self._error_after_reply(
+                    ctx, RuntimeError(f"handler for {ctx.req.name} replied and returned a value")
+                )
+            return
+        try:
+            if result is None:
+                args = [_OK]
+            elif type(result) is tuple:
+                args = [_OK, *[encode(value) for value in result]]
+            elif isinstance(result, Message):
+                ctx._send_message(result)
+                return
+            else:
+                args = [_OK, encode(result)]
+        except Exception as exc:  # e.g. a value of an unregistered type, a wrong Message
+            self._failed(ctx, exc)
+        else:
+            ctx._send_reply(args)
+
+    def _failed(self, ctx: RequestContext, exc: BaseException) -> None:
+        ctx._finished = True
+        if isinstance(exc, (FailReply, InvalidReply)) and not ctx._replied:
+            code = _FAIL if isinstance(exc, FailReply) else _INVALID
+            ctx._send_reply([code, str(exc).encode()])
+            return
+        if ctx._replied:
+            self._error_after_reply(ctx, exc)
+            return
+        ctx.logger.exception("uncaught exception in request handler", exc_info=exc)
+        ctx._send_reply([_FAIL, self._format(exc).encode()])
+
+    def _error_after_reply(self, ctx: RequestContext, exc: BaseException) -> None:
+        ctx.logger.error("error in request handler after it replied", exc_info=exc)
+        ctx.conn.write_message(_log_message("error", "aiokatcp.server", self._format(exc)))
+
+    def _format(self, exc: BaseException) -> str:
+        lines = traceback.format_exception(type(exc), exc, exc.__traceback__, limit=self.tb_limit)
+        return "".join(lines)
+
+    def _cancelled(self, ctx: RequestContext) -> None:
+        ctx._finished = True
+        if not ctx._replied:
+            ctx._send_reply([_FAIL, CANCELLED_TEXT.encode()])
+
+    # -- shutdown ---------------------------------------------------------------------------
+
+    async def shutdown(self, cancel: bool) -> None:
+        """Answer every admitted request: cancel them, or let them finish (``cancel=False``)."""
+        self._halting = True
+        if cancel:
+            while self._fifo:
+                self._cancelled(self._fifo.popleft())
+            for task in list(self._tasks):
+                task.cancel()
+        for task in list(self._drainers):
+            task.cancel()  # replies are written; the connections are closed next
+        while self._tasks or self._fifo:
+            if self._fifo and not self._service_scheduled:
+                self._service()
+            waiting = [*self._tasks, *self._drainers]
+            if waiting:
+                await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+            else:
+                await asyncio.sleep(0)
+        for task in list(self._drainers):
+            task.cancel()
