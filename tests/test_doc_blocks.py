@@ -13,7 +13,14 @@ How a page's blocks are found and run (documented for writers in
   doctests (their printed output is checked).
 * ``.. doc-test: setup`` (an RST comment, not shown) followed by an indented
   body runs that body first, e.g. to start a device the page talks to;
-  ``.. doc-test: cleanup`` runs at the end of the page, even after a failure.
+  ``.. doc-test: hidden`` runs its body where it stands (e.g. to check what the
+  blocks above did, or to prepare the next ones); ``.. doc-test: cleanup`` runs
+  at the end of the page, even after a failure. All three may ``await``.
+* A page whose examples must use a fixed port calls ``doc_test_port(port)`` in
+  its setup: it waits while another page (of any checkout on the machine)
+  holds that port, and returns it. ``doc_test_device(port)`` starts (on its
+  own loop thread, so that blocks may also call ``asyncio.run``) the small
+  device the client pages talk to; its ``close()`` goes in the cleanup.
 * Not runnable: ``:class: doc-test-skip`` on a ``code-block``, or the comment
   ``.. doc-test: skip`` on the line before any block. Say why nearby.
 
@@ -32,30 +39,27 @@ import re
 import subprocess
 import sys
 import textwrap
-from typing import Any, Dict, List, NamedTuple, Optional
+from typing import Any, Dict, List, NamedTuple, Optional, Tuple
 
 import pytest
+
+import aiokatcp
 
 DOC = pathlib.Path(__file__).resolve().parent.parent / "doc"
 PAGE_TIMEOUT = 60
 #: Pages whose blocks are fragments that do not run yet (they need a device on a fixed
 #: port, or run forever). Their owners are rewriting them; a page listed here is not run,
 #: and an entry must be removed once the page runs.
-PENDING = {
-    "client.rst": "connects to a device on localhost:7147 that the page does not start",
-    "reconnect.rst": "uses a client the page does not create",
-    "sensor-watcher.rst": "connects to a device on 127.0.0.1:7147 that the page does not start",
-    "server.rst": "runs a device until it is halted (server.join())",
-}
+PENDING: Dict[str, str] = {}
 _PYTHON_LANGS = {"python", "py", "python3", "pycon"}
 _DIRECTIVE = re.compile(r"^(\s*)\.\. (?:code-block|code|sourcecode)::\s*(\S*)\s*$")
-_MARKER = re.compile(r"^(\s*)\.\. doc-test:\s*(skip|setup|cleanup)\b")
+_MARKER = re.compile(r"^(\s*)\.\. doc-test:\s*(skip|setup|hidden|cleanup)\b")
 
 
 class Block(NamedTuple):
     line: int  # 1-based line of the first code line
     code: str
-    role: str  # "run", "setup" or "cleanup"
+    role: str  # "run" (shown or hidden), "setup" or "cleanup"
 
 
 def _indented_body(lines: List[str], start: int, indent: int) -> tuple[List[str], int]:
@@ -114,7 +118,8 @@ def extract_blocks(text: str) -> List[Block]:
                 continue
             body, end = _indented_body(lines, i + 1, indent)
             code = textwrap.dedent("\n".join(body)).strip("\n")
-            blocks.append(Block(i + 2, code + "\n", marker.group(2)))
+            role = "run" if marker.group(2) == "hidden" else marker.group(2)
+            blocks.append(Block(i + 2, code + "\n", role))
             i = end
             continue
         directive = _DIRECTIVE.match(line)
@@ -218,6 +223,10 @@ A wire transcript::
 
     >>> y + hidden
     5
+
+.. doc-test: hidden
+
+   assert y == 2
 """
 
 
@@ -228,6 +237,7 @@ def test_extract_blocks() -> None:
         ("run", "y = x + 1\n"),
         ("setup", "hidden = 3\n"),
         ("run", ">>> y + hidden\n5\n"),
+        ("run", "assert y == 2\n"),
     ]
     assert blocks[0].line == 6
 
@@ -251,26 +261,119 @@ def test_runner_checks_doctest_output(tmp_path: pathlib.Path) -> None:
 # -- the runner (python tests/test_doc_blocks.py PAGE) -------------------------------------
 
 
+def doc_test_port(port: int) -> int:
+    """Hold `port` for this page: block (across processes) while another page holds it.
+
+    The lock is released when the page's process exits; the page's time limit
+    bounds the wait.
+    """
+    import fcntl
+    import tempfile
+
+    lock = open(os.path.join(tempfile.gettempdir(), f"aiokatcp-doc-test-port-{port}.lock"), "w")
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    _held_locks.append(lock)
+    return port
+
+
+_held_locks: List[Any] = []
+
+
+class _DocDevice:
+    """The device the client pages' examples talk to, served on its own loop thread."""
+
+    def __init__(self, port: int) -> None:
+        import enum
+
+        class Mode(enum.Enum):
+            IDLE = 0
+            CAPTURING = 1
+
+        class Device(aiokatcp.DeviceServer):
+            VERSION = "doc-device-1.0"
+            BUILD_STATE = "doc-device-1.0.0"
+
+            def __init__(self, host: str, port: int) -> None:
+                super().__init__(host, port)
+                nominal = aiokatcp.Sensor.Status.NOMINAL
+                for sensor in [
+                    aiokatcp.Sensor(float, "temperature", "Air", "degC", 21.5, nominal),
+                    aiokatcp.Sensor(Mode, "mode", "Mode", "", Mode.IDLE, nominal),
+                    aiokatcp.Sensor(float, "cryo.temp", "Cryostat", "degC", -200.0, nominal),
+                ]:
+                    self.sensors.add(sensor)
+
+            async def request_get_gain(self, ctx: aiokatcp.RequestContext, channel: int) -> float:
+                """Gain of a channel."""
+                return 0.5 * channel
+
+            async def request_capture_start(
+                self, ctx: aiokatcp.RequestContext, stream: str = "cb0"
+            ) -> None:
+                """Start capturing."""
+
+            async def request_configure(self, ctx: aiokatcp.RequestContext, value: int) -> None:
+                """Configure."""
+
+            async def request_echo(
+                self, ctx: aiokatcp.RequestContext, *args: str
+            ) -> Tuple[str, ...]:
+                """Return the arguments."""
+                return tuple(args)
+
+        async def start() -> aiokatcp.DeviceServer:
+            server = Device("127.0.0.1", doc_test_port(port))
+            await server.start()
+            return server
+
+        self.Mode = Mode
+        self.thread = aiokatcp.LoopThread()
+        self.thread.start()
+        self.server = self.thread.run(start())
+
+    def close(self) -> None:
+        self.thread.run(self.server.stop())
+        self.thread.close()
+
+
+def doc_test_device(port: int) -> _DocDevice:
+    """Start the client pages' device on 127.0.0.1:`port` (see the module docstring)."""
+    return _DocDevice(port)
+
+
+def _run_code(
+    block: Block, path: pathlib.Path, namespace: Dict[str, Any], loop: Optional[Any]
+) -> Optional[asyncio.AbstractEventLoop]:
+    """Run one block (top-level ``await`` on the page's loop); return the page's loop."""
+    padded = "\n" * (block.line - 1) + block.code  # tracebacks show the page's lines
+    code = compile(padded, str(path), "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
+    result = eval(code, namespace)
+    if asyncio.iscoroutine(result):
+        if loop is None:
+            loop = asyncio.new_event_loop()
+        loop.run_until_complete(asyncio.wait_for(result, PAGE_TIMEOUT))
+    return loop
+
+
 def _run_page(path: pathlib.Path) -> int:
     blocks = extract_blocks(path.read_text())
-    namespace: Dict[str, Any] = {"__name__": "__doc_block__"}
+    namespace: Dict[str, Any] = {
+        "__name__": "__doc_block__",
+        "doc_test_port": doc_test_port,
+        "doc_test_device": doc_test_device,
+    }
     loop: Optional[asyncio.AbstractEventLoop] = None
     order = [b for b in blocks if b.role == "setup"] + [b for b in blocks if b.role == "run"]
     cleanup = [b for b in blocks if b.role == "cleanup"]
     status = 0
+    where = path.name
     try:
         for block in order:
             where = f"{path.name}, line {block.line}"
             if _is_doctest(block.code):
                 loop = _run_doctest(block, where, namespace, loop)
                 continue
-            padded = "\n" * (block.line - 1) + block.code  # tracebacks show the page's lines
-            code = compile(padded, str(path), "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
-            result = eval(code, namespace)
-            if asyncio.iscoroutine(result):
-                if loop is None:
-                    loop = asyncio.new_event_loop()
-                loop.run_until_complete(asyncio.wait_for(result, PAGE_TIMEOUT))
+            loop = _run_code(block, path, namespace, loop)
     except BaseException:
         import traceback
 
@@ -279,7 +382,7 @@ def _run_page(path: pathlib.Path) -> int:
         status = 1
     finally:
         for block in cleanup:
-            exec(compile(block.code, str(path), "exec"), namespace)
+            loop = _run_code(block, path, namespace, loop)
         if loop is not None:
             loop.close()
     return status
