@@ -12,6 +12,7 @@ import logging
 import time
 from typing import Any, Callable, List, Optional, Protocol, Tuple
 
+from ._compat import timeout as timeout_scope
 from ._message import Message
 from ._remote_names import Condition, DeviceState, matches, python_name
 from .exceptions import FailReply, InvalidReply
@@ -144,7 +145,8 @@ class RemoteSensor:
             if timeout is None:
                 return await future
             try:
-                return await asyncio.wait_for(future, timeout)
+                async with timeout_scope(timeout):
+                    return await future
             except asyncio.TimeoutError:
                 raise asyncio.TimeoutError(
                     f"sensor {self.name} of {self.device} did not meet the condition "

@@ -42,6 +42,7 @@ from typing import (
 
 from ._backoff import backoff_delays
 from ._client_remote_sensor import RemoteSensor, abort_waiters, deliver, set_present
+from ._compat import timeout as timeout_scope
 from ._message import Message
 from ._remote_names import DeviceState, InspectionError, parse_help, parse_hints, python_name
 from .client import Client, SensorWatcher, SyncState
@@ -390,7 +391,8 @@ class RemoteDevice:
             self._state_waiters.append(future)
             remaining = None if deadline is None else max(0.0, deadline - loop.time())
             try:
-                await asyncio.wait_for(future, remaining)
+                async with timeout_scope(remaining):
+                    await future
             finally:
                 future.cancel()
 
@@ -478,7 +480,8 @@ class RemoteDevice:
         if _REQUEST_TAKES_TIMEOUT:
             return await self.client.request(name, *args, timeout=timeout)
         try:
-            return await asyncio.wait_for(self.client.request(name, *args), timeout)
+            async with timeout_scope(timeout):
+                return await self.client.request(name, *args)
         except asyncio.TimeoutError:
             message = f"No reply to ?{name} from {self} within {timeout} s"
             raise asyncio.TimeoutError(message) from None
@@ -576,7 +579,8 @@ class RemoteDevice:
 
     async def _step(self, what: str, coro: Awaitable[Any]) -> Any:
         try:
-            return await asyncio.wait_for(coro, self.inspect_timeout)
+            async with timeout_scope(self.inspect_timeout):
+                return await coro
         except asyncio.TimeoutError as exc:
             raise InspectionError(f"{what}: no reply within {self.inspect_timeout} s") from exc
         except (FailReply, InvalidReply, ValueError) as exc:
@@ -604,7 +608,8 @@ class RemoteDevice:
         )
         if not self._watcher_synced.is_set():
             try:
-                await asyncio.wait_for(self._watcher_synced.wait(), self.inspect_timeout)
+                async with timeout_scope(self.inspect_timeout):
+                    await self._watcher_synced.wait()
             except asyncio.TimeoutError:
                 # The watcher keeps retrying on its own; ask once ourselves to say why.
                 await self._step("?sensor-list", self.client.request("sensor-list"))

@@ -31,6 +31,7 @@ from typing import (
     overload,
 )
 
+from aiokatcp._compat import timeout as timeout_scope
 from aiokatcp.client import Client
 from aiokatcp.exceptions import FailReply, InvalidReply
 from aiokatcp.sensor import Reading, Sensor
@@ -250,7 +251,8 @@ async def wait_for_sensor(
 
     sensor.attach(observer)
     try:
-        return await asyncio.wait_for(future, timeout)
+        async with timeout_scope(timeout):
+            return await future
     except asyncio.TimeoutError:
         raise TimeoutError(
             f"sensor {sensor.name!r} did not reach {_describe(condition)} within "
@@ -342,7 +344,8 @@ class ScriptedPeer:
     async def readline(self) -> bytes:
         """Read one line, without its newline; ``b""`` at end of stream."""
         try:
-            line = await asyncio.wait_for(self.reader.readline(), self.timeout)
+            async with timeout_scope(self.timeout):
+                line = await self.reader.readline()
         except asyncio.TimeoutError:
             raise TimeoutError(f"no line received within {self.timeout} s") from None
         return line.rstrip(b"\n")
@@ -400,7 +403,8 @@ class ScriptedPeer:
     async def expect_eof(self) -> None:
         """Check that the other side closed the connection with nothing more to say."""
         try:
-            rest = await asyncio.wait_for(self.reader.read(), self.timeout)
+            async with timeout_scope(self.timeout):
+                rest = await self.reader.read()
         except asyncio.TimeoutError:
             raise TimeoutError(f"connection still open after {self.timeout} s") from None
         if rest != b"":
@@ -485,7 +489,8 @@ class PeerServer:
             if no connection arrives within :attr:`timeout`
         """
         try:
-            peer = await asyncio.wait_for(self.peers.get(), self.timeout)
+            async with timeout_scope(self.timeout):
+                peer = await self.peers.get()
         except asyncio.TimeoutError:
             raise TimeoutError(f"no connection within {self.timeout} s") from None
         if greeting is not None:
