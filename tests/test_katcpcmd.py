@@ -7,7 +7,7 @@ import io
 import json
 import re
 import sys
-from typing import AsyncIterator, List, Optional
+from typing import AsyncIterator, Callable, List, Optional
 
 import pytest
 
@@ -538,23 +538,30 @@ async def test_watch_plain_lines_when_not_a_terminal(server: CmdServer) -> None:
     assert out.splitlines()[-1] == "2023-11-14 22:13:20.000Z counter nominal 5"
 
 
+async def _restart(first: CmdServer, then: Callable[[CmdServer], None]) -> None:
+    """On the virtual clock: stop `first` at 1 s, start a device on its port at 2 s,
+    call `then` with it at 7 s, stop it at 12 s."""
+    port = first.port
+    await asyncio.sleep(1)
+    await first.stop()
+    await asyncio.sleep(1)
+    second = CmdServer("127.0.0.1", port)
+    await second.start()
+    await asyncio.sleep(5)
+    then(second)
+    await asyncio.sleep(5)
+    await second.stop()
+
+
 async def test_watch_reconnects(capsys: pytest.CaptureFixture[str]) -> None:
     first = CmdServer()
     await first.start()
-    port = first.sockets[0].getsockname()[1]
+    port = first.port
 
-    async def restart() -> None:
-        await asyncio.sleep(1)
-        await first.stop()
-        await asyncio.sleep(1)
-        second = CmdServer("127.0.0.1", port)
-        await second.start()
-        await asyncio.sleep(5)
+    def change(second: CmdServer) -> None:
         second.sensors["counter"].set_value(7, timestamp=1700000000.0)
-        await asyncio.sleep(5)
-        await second.stop()
 
-    task = asyncio.create_task(restart())
+    task = asyncio.create_task(_restart(first, change))
     code, out = await run(
         ["watch", f"127.0.0.1:{port}", "counter", "--reconnect", "--duration", "20"]
     )
@@ -660,20 +667,12 @@ async def test_no_colour_when_no_color_is_set(
 async def test_log_reconnects(capsys: pytest.CaptureFixture[str]) -> None:
     first = CmdServer()
     await first.start()
-    port = first.sockets[0].getsockname()[1]
+    port = first.port
 
-    async def restart() -> None:
-        await asyncio.sleep(1)
-        await first.stop()
-        await asyncio.sleep(1)
-        second = CmdServer("127.0.0.1", port)
-        await second.start()
-        await asyncio.sleep(5)
+    def log(second: CmdServer) -> None:
         second.mass_inform("log", "warn", 1700000000.0, "cmd.device", "back again")
-        await asyncio.sleep(5)
-        await second.stop()
 
-    task = asyncio.create_task(restart())
+    task = asyncio.create_task(_restart(first, log))
     code, out = await run(["log", f"127.0.0.1:{port}", "--reconnect", "--duration", "20"])
     await task
     assert code == katcpcmd.EXIT_OK
