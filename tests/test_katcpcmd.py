@@ -678,3 +678,30 @@ async def test_log_reconnects(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == katcpcmd.EXIT_OK
     assert out.splitlines() == ["2023-11-14 22:13:20.000Z warn cmd.device: back again"]
     assert "reconnected" in capsys.readouterr().err
+
+
+# -- TLS for every command ---------------------------------------------------------------
+
+
+@pytest.mark.real_loop
+async def test_tls_applies_to_wait_and_several_devices(capsys: pytest.CaptureFixture[str]) -> None:
+    """The TLS options reach every connection the tool makes, not only a single request."""
+    from aiokatcp.testing import running
+    from security_helpers import SecDevice, TestPKI
+
+    pki = TestPKI()
+    async with running(SecDevice(ssl=pki.server_context())) as one:
+        async with running(SecDevice(ssl=pki.server_context())) as two:
+            code, out = await run(
+                ["wait", f"127.0.0.1:{one.port}", "counter", "7", "--timeout", "30", "--insecure"]
+            )
+            assert code == katcpcmd.EXIT_OK
+            code, out = await run(
+                ["--insecure", f"127.0.0.1:{one.port},127.0.0.1:{two.port}", "whoami"]
+            )
+            assert code == katcpcmd.EXIT_OK
+            assert set(out.splitlines()) == {
+                f"127.0.0.1:{one.port}: !whoami ok tls anonymous",
+                f"127.0.0.1:{two.port}: !whoami ok tls anonymous",
+            }
+    assert capsys.readouterr().err.count("NOT verified") == 2  # once per run
