@@ -140,7 +140,7 @@ async def test_input_bound_drops_the_connection_holding_most(
 ) -> None:
     srv = await start(max_input_buffered=100_000)
     a, b, c = [await connect(srv) for _ in range(3)]
-    conn_a, conn_b, conn_c = srv.connections
+    conn_a, conn_b, _ = srv.connections
     await a.send_raw(b"?watchdog " + b"a" * 30_000)
     await until(lambda: conn_a.buffered >= 30_000)
     await b.send_raw(b"?watchdog " + b"b" * 50_000)
