@@ -164,6 +164,12 @@ class DeviceServer(ServerBase, metaclass=DeviceServerMeta):
     disconnect_timeout : float
         Seconds a closing connection may take to send its last data before
         it is aborted.
+    max_connections, max_input_buffered, idle_timeout, min_sampling_interval
+        As passed.
+    disconnect_counts : Dict[str, int]
+        Clients disconnected by each limit: ``"slow"`` (``max_backlog``),
+        ``"input"`` (``max_input_buffered``), ``"connections"``
+        (``max_connections``), ``"idle"`` (``idle_timeout``).
     """
 
     VERSION: str
