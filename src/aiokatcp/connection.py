@@ -117,6 +117,9 @@ _CORK_FLUSH = 65536
 _BUFFER_SIZE = 256 * 1024
 #: Size of a private receive buffer, used only while the shared one is lent out.
 _PRIVATE_BUFFER_SIZE = 64 * 1024
+#: Input is parsed and dispatched in pieces of at most this size, so that the results of
+#: one read (one object per line: up to one per 2 bytes of garbage) stay few.
+_FEED_CHUNK = 16 * 1024
 #: Malformed lines reported (logged, and ``#log`` on the server) per connection per window.
 SYNTAX_REPORT_BURST = 10
 #: Length in seconds of the window of :data:`SYNTAX_REPORT_BURST`.
@@ -246,9 +249,21 @@ class Connection(asyncio.BufferedProtocol):
         """Parse a chunk of input and hand the messages to the owner."""
         if self._discarding:
             return
-        results = self._parser.feed(data)
-        if results:
-            self._dispatch(results)
+        if len(data) <= _FEED_CHUNK:
+            results = self._parser.feed(data)
+            if results:
+                self._dispatch(results)
+            return
+        self._cork_depth += 1  # (the replies to the whole read still leave together)
+        try:
+            for start in range(0, len(data), _FEED_CHUNK):
+                if self._discarding:
+                    break
+                results = self._parser.feed(data[start : start + _FEED_CHUNK])
+                if results:
+                    self._dispatch(results)
+        finally:
+            self._uncork()
 
     def eof_received(self) -> bool:
         results = None if self._discarding else self._parser.feed_eof()
