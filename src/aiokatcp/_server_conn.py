@@ -83,11 +83,17 @@ class ClientConnection(Connection):
         self._dropping = False
         self._abort_handle: Optional[asyncio.TimerHandle] = None
         self.last_input = 0.0
+        self._high_water = 0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.loop = loop = asyncio.get_running_loop()
         self.thread_id = threading.get_ident()
         self.last_input = loop.time()
+        # Until the transport pauses writing, it holds at most its high-water mark.
+        try:
+            self._high_water = int(transport.get_write_buffer_limits()[1])  # type: ignore[attr-defined]
+        except (AttributeError, TypeError, ValueError, IndexError, NotImplementedError):
+            self._high_water = 0
         super().connection_made(transport)
 
     def data_received(self, data: bytes) -> None:
@@ -162,7 +168,8 @@ class ClientConnection(Connection):
             super()._write(pending + data if data else pending)
         elif data:
             super()._write(data)
-        if not self._dropping and not sampling.requests:
+        # (Cheap test first: unpaused, the transport holds at most its high-water mark.)
+        if self._write_paused or self._corked_size + self._high_water > self.owner.max_backlog:
             self.check_backlog()
 
     def check_backlog(self) -> None:
