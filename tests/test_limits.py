@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from typing import Callable, List
+from typing import Callable, List, Tuple
 
 import pytest
 
@@ -25,6 +25,10 @@ from helpers import ScriptedPeer
 class LimitServer(DeviceServer):
     VERSION = "limits-1.0"
     BUILD_STATE = "limits-1.0.0"
+
+    def request_echo(self, ctx: RequestContext, *args: bytes) -> Tuple[bytes, ...]:
+        """Echo the arguments."""
+        return args
 
     async def request_later(self, ctx: RequestContext, delay: float) -> str:
         """Reply after a while."""
@@ -335,5 +339,20 @@ async def test_lagging_subscriber_past_hard_cap_is_dropped(
     assert conn.dropping
     assert srv.disconnect_counts["slow"] == 1
     assert "Disconnecting slow client" in caplog.text
+    await peer.close()
+    await srv.stop()
+
+
+async def test_large_read_parsed_in_pieces_keeps_every_request_in_order() -> None:
+    # A read is parsed 16 KiB at a time (few objects per piece); lines crossing the
+    # pieces and the order of the replies are unaffected.
+    srv = await start()
+    peer = await connect(srv)
+    lines = [b"?echo[%d] %s" % (i + 1, b"y" * (i % 50)) for i in range(3000)]
+    await peer.send_raw(b"\n".join(lines) + b"\n")
+    replies = await peer.readlines(3000)
+    assert replies == [
+        b"!echo[%d] ok" % (i + 1) + (b" " + b"y" * (i % 50) if i % 50 else b"") for i in range(3000)
+    ]
     await peer.close()
     await srv.stop()
