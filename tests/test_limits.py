@@ -158,13 +158,44 @@ async def test_input_bound_drops_the_connection_holding_most(
     assert "holding the most unfinished input" in caplog.text
     assert srv.disconnect_counts["input"] == 1
     assert conn_b.buffered == 0
-    # The others are unaffected and their lines still complete.
-    for peer in (a, c):
+    # The bound still counts exactly what is held: 65 + 30 kB fit, 65 + 40 kB do not.
+    await a.send_raw(b"a" * 35_000)
+    await until(lambda: conn_a.buffered >= 65_000)
+    assert srv.disconnect_counts["input"] == 1
+    await c.send_raw(b"c" * 10_000)
+    assert await next_line(a) == (
+        b"#disconnect too\\_much\\_unfinished\\_input:\\_server-wide\\_input\\_bound\\_exceeded"
+    )
+    assert srv.disconnect_counts["input"] == 2
+    # The other is unaffected and its line still completes.
+    for peer in (c,):
         await peer.send(b"")
         assert (await next_line(peer)).startswith(b"!watchdog fail")
         assert await peer.request(b"?watchdog") == [b"!watchdog ok"]
     for peer in (a, b, c):
         await peer.close()
+    await srv.stop()
+
+
+async def test_input_bound_accounting_survives_a_drop_during_dispatch() -> None:
+    # A client dropped while its own input is being handled (here: too slow, on the
+    # #log of a malformed line) gives back exactly what it held.
+    srv = await start(max_backlog=50, max_input_buffered=100_000)
+    x = await connect(srv)
+    await x.send_raw(b"garbage\n?watchdog " + b"x" * 30_000)
+    await next_line(x)  # #log error
+    assert (await next_line(x)).startswith(b"#disconnect client\\_too\\_slow")
+    await x.expect_eof()
+    y = await connect(srv)
+    (conn_y,) = srv.connections
+    await y.send_raw(b"?watchdog " + b"y" * 95_000)
+    await until(lambda: conn_y.buffered >= 95_000)
+    assert srv.disconnect_counts["input"] == 0
+    await y.send_raw(b"y" * 10_000)
+    assert (await next_line(y)).startswith(b"#disconnect too\\_much\\_unfinished\\_input")
+    assert srv.disconnect_counts["input"] == 1
+    await x.close()
+    await y.close()
     await srv.stop()
 
 

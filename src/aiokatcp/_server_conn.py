@@ -84,6 +84,7 @@ class ClientConnection(Connection):
         self._abort_handle: Optional[asyncio.TimerHandle] = None
         self.last_input = 0.0
         self._high_water = 0
+        self._reported_input = 0  # unfinished input last reported to the server
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.loop = loop = asyncio.get_running_loop()
@@ -97,24 +98,26 @@ class ClientConnection(Connection):
         super().connection_made(transport)
 
     def data_received(self, data: bytes) -> None:
-        before = self.buffered
         loop = self.loop
         if loop is not None:
             self.last_input = loop.time()
         super().data_received(data)
-        delta = self.buffered - before
+        now = self.buffered
+        delta = now - self._reported_input
         if delta:
+            self._reported_input = now
             self.owner._input_changed(self, delta)
 
     def discard_input(self) -> None:
-        held = self.buffered
         super().discard_input()
+        held = self._reported_input
         if held:
+            self._reported_input = 0
             self.owner._input_changed(self, -held)
 
     @property
     def dropping(self) -> bool:
-        """Whether the client is being disconnected for being too slow."""
+        """Whether the client is being disconnected by a limit (see :meth:`drop`)."""
         return self._dropping
 
     # -- reading ---------------------------------------------------------------------------

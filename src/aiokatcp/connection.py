@@ -121,9 +121,9 @@ _PRIVATE_BUFFER_SIZE = 64 * 1024
 #: one read (one object per line: up to one per 2 bytes of garbage) stay few.
 _FEED_CHUNK = 16 * 1024
 #: Malformed lines reported (logged, and ``#log`` on the server) per connection per window.
-SYNTAX_REPORT_BURST = 10
-#: Length in seconds of the window of :data:`SYNTAX_REPORT_BURST`.
-SYNTAX_REPORT_WINDOW = 1.0
+_SYNTAX_REPORT_BURST = 10
+#: Length in seconds of the window of :data:`_SYNTAX_REPORT_BURST`.
+_SYNTAX_REPORT_WINDOW = 1.0
 
 
 class _SharedBuffer(threading.local):
@@ -213,7 +213,7 @@ class Connection(asyncio.BufferedProtocol):
         self._lost_exc: Optional[Exception] = None
         self._discarding = False
         # Rate limit of malformed-line reports: start of the window, reports in it, suppressed.
-        self._syntax_window = -SYNTAX_REPORT_WINDOW
+        self._syntax_window = -_SYNTAX_REPORT_WINDOW
         self._syntax_reported = 0
         self._syntax_suppressed = 0
 
@@ -306,6 +306,8 @@ class Connection(asyncio.BufferedProtocol):
         self._cork_depth += 1
         try:
             for item in results:
+                if self._discarding:
+                    break  # (dropped by its owner: the rest of the input is ignored)
                 if type(item) is Message:
                     if debug:
                         self.logger.debug("Received message %r", bytes(item))
@@ -322,8 +324,8 @@ class Connection(asyncio.BufferedProtocol):
     def _syntax_error(self, exc: KatcpSyntaxError) -> None:
         """Report a malformed line: a warning, and ``#log error`` to a client of the server.
 
-        At most :data:`SYNTAX_REPORT_BURST` lines are reported per
-        :data:`SYNTAX_REPORT_WINDOW` seconds; the first report after a
+        At most ``_SYNTAX_REPORT_BURST`` (10) lines are reported per
+        ``_SYNTAX_REPORT_WINDOW`` (1) seconds; the first report after a
         window in which some were suppressed says how many (a peer sending
         garbage must not cost a log record and a ``#log`` per line).
         """
@@ -331,10 +333,10 @@ class Connection(asyncio.BufferedProtocol):
             now = asyncio.get_running_loop().time()
         except RuntimeError:
             now = time.monotonic()
-        if now - self._syntax_window >= SYNTAX_REPORT_WINDOW:
+        if now - self._syntax_window >= _SYNTAX_REPORT_WINDOW:
             self._syntax_window = now
             self._syntax_reported = 0
-        if self._syntax_reported >= SYNTAX_REPORT_BURST:
+        if self._syntax_reported >= _SYNTAX_REPORT_BURST:
             self._syntax_suppressed += 1
             return
         self._syntax_reported += 1
