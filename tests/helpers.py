@@ -12,15 +12,10 @@ from __future__ import annotations
 
 from hypothesis import strategies as st
 
-from aiokatcp import Client, DeviceServer, Message
+from aiokatcp import Client, Message
 from aiokatcp.testing import Expected, PeerServer, ScriptedPeer
 
-__all__ = ["Expected", "PeerServer", "ScriptedPeer", "connected", "messages", "port_of"]
-
-
-def port_of(server: DeviceServer) -> int:
-    """The port `server` listens on (kept for old call sites: use ``server.port``)."""
-    return server.port
+__all__ = ["Expected", "PeerServer", "ScriptedPeer", "connected", "messages"]
 
 
 async def connected(
