@@ -221,8 +221,7 @@ async def test_recipe_admin_from_loopback_end_to_end() -> None:
 async def test_recipe_read_only_by_certificate() -> None:
     pki = TestPKI()
     srv = _recipe_device(ssl=pki.server_context(require_client_cert=True))
-    await srv.start()
-    try:
+    async with running(srv):
         port = srv.port
         async with await asyncio.wait_for(
             aiokatcp.Client.connect(
@@ -246,5 +245,3 @@ async def test_recipe_read_only_by_certificate() -> None:
             # ?halt also needs loopback, which 127.0.0.1 is: the device halts.
             await operator.request("halt")
         await asyncio.wait_for(srv.join(), 30)
-    finally:
-        await srv.stop()

@@ -731,37 +731,36 @@ def load_example_server() -> Any:
 async def test_example_server_sensors() -> None:
     example = load_example_server()
     server = example.SignalGenerator("127.0.0.1", 0)
-    await server.start()
-    updater = asyncio.ensure_future(server.update_sensors(interval=1.0))
-    try:
-        peer = await connect(server)
-        lines = await peer.request(b"?sensor-list")
-        listed = [line.split(b" ") for line in lines if line.startswith(b"#sensor-list ")]
-        types = {words[1]: words[4] for words in listed}
-        assert set(types.values()) == {
-            b"integer",
-            b"float",
-            b"boolean",
-            b"string",
-            b"discrete",
-            b"address",
-            b"timestamp",
-        }
-        temperature = [line for line in lines if line.startswith(b"#sensor-list temperature ")]
-        assert temperature[0].endswith(b" float 10.0 50.0 0.0 70.0")
-        names = b",".join(types)
-        lines = await peer.request(b"?sensor-sampling " + names + b" auto")
-        assert lines[-1] == b"!sensor-sampling ok " + names + b" auto"
-        await asyncio.sleep(3.5)
-        lines = await peer.request(b"?sensor-value uptime")
-        values = [line for line in lines if line.startswith(b"#sensor-value")]
-        assert len(values) == 1
-        assert re.fullmatch(rb"#sensor-value \S+ 1 uptime nominal 3", values[0])
-        seen = {line.split(b" ")[3] for line in lines if line.startswith(b"#sensor-status ")}
-        assert {b"temperature", b"device-status", b"uptime", b"frequency"} <= seen
-        await peer.close()
-    finally:
-        updater.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await updater
-        await server.stop()
+    async with running(server):
+        updater = asyncio.ensure_future(server.update_sensors(interval=1.0))
+        try:
+            peer = await connect(server)
+            lines = await peer.request(b"?sensor-list")
+            listed = [line.split(b" ") for line in lines if line.startswith(b"#sensor-list ")]
+            types = {words[1]: words[4] for words in listed}
+            assert set(types.values()) == {
+                b"integer",
+                b"float",
+                b"boolean",
+                b"string",
+                b"discrete",
+                b"address",
+                b"timestamp",
+            }
+            temperature = [line for line in lines if line.startswith(b"#sensor-list temperature ")]
+            assert temperature[0].endswith(b" float 10.0 50.0 0.0 70.0")
+            names = b",".join(types)
+            lines = await peer.request(b"?sensor-sampling " + names + b" auto")
+            assert lines[-1] == b"!sensor-sampling ok " + names + b" auto"
+            await asyncio.sleep(3.5)
+            lines = await peer.request(b"?sensor-value uptime")
+            values = [line for line in lines if line.startswith(b"#sensor-value")]
+            assert len(values) == 1
+            assert re.fullmatch(rb"#sensor-value \S+ 1 uptime nominal 3", values[0])
+            seen = {line.split(b" ")[3] for line in lines if line.startswith(b"#sensor-status ")}
+            assert {b"temperature", b"device-status", b"uptime", b"frequency"} <= seen
+            await peer.close()
+        finally:
+            updater.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await updater
