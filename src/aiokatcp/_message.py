@@ -87,6 +87,12 @@ class _MessageType(enum.IntEnum):
     INFORM = 3
 
 
+# 2.x's Message.Type is named MessageType (reprs show ``<MessageType.REQUEST: 1>``); the alias
+# keeps pickles of its members resolvable.
+_MessageType.__name__ = _MessageType.__qualname__ = "MessageType"
+MessageType = _MessageType
+
+
 _valid_names: Dict[str, bytes] = {}
 
 

@@ -70,7 +70,7 @@ class ServerBase:
         self._loop = loop
         self._sock = sock
         self._ssl = ssl
-        self._server: Optional[asyncio.AbstractServer] = None
+        self._server: Optional[asyncio.Server] = None
         self._connections: Dict[ClientConnection, None] = {}  # ordered set
         self._scheduler = RequestScheduler(
             max_pending, self._dispatch, self._set_reading, self.tb_limit
@@ -104,7 +104,7 @@ class ServerBase:
         return self._loop
 
     @property
-    def server(self) -> Optional[asyncio.AbstractServer]:
+    def server(self) -> Optional[asyncio.Server]:
         """The listening :class:`asyncio.Server`, or ``None`` if not started."""
         return self._server
 

@@ -32,6 +32,7 @@ from typing import (
     List,
     Mapping,
     Optional,
+    Protocol,
     Tuple,
     Type,
     TypeVar,
@@ -79,6 +80,8 @@ _Status.__name__ = "Status"
 _Status.__qualname__ = "Sensor.Status"
 # SensorSampler lives in ._sampling; its public (2.x) path is this module.
 SensorSampler.__module__ = __name__
+Strategy.__module__ = __name__
+Strategy.__qualname__ = "SensorSampler.Strategy"
 _VALID_STATUSES = frozenset({_Status.NOMINAL, _Status.WARN, _Status.ERROR})
 
 
@@ -136,6 +139,20 @@ def _is_delta_observer(observer: Callable[..., None]) -> bool:
 
 
 _Range = Tuple[Any, Any]
+
+
+class ClassicObserver(Protocol[_T]):
+    """Type of an observer called as ``observer(sensor, reading)`` (as in 2.x)."""
+
+    def __call__(self, __sensor: Sensor[_T], __reading: Reading[_T]) -> None: ...
+
+
+class DeltaObserver(Protocol[_T]):
+    """Type of an observer that also receives the previous reading (as in 2.x)."""
+
+    def __call__(
+        self, __sensor: Sensor[_T], __reading: Reading[_T], *, old_reading: Reading[_T]
+    ) -> None: ...
 
 
 class Sensor(Generic[_T]):

@@ -367,7 +367,7 @@ class DeviceServer(ServerBase, metaclass=DeviceServerMeta):
         else:
             raise FailReply(f"request {name} is not known")
 
-    async def request_sensor_list(self, ctx: RequestContext, name: Optional[str] = None) -> None:
+    async def request_sensor_list(self, ctx: RequestContext, name: Optional[str] = None) -> int:
         """List sensors: name, description, units, type and type parameters.
 
         Parameters
@@ -375,8 +375,16 @@ class DeviceServer(ServerBase, metaclass=DeviceServerMeta):
         name
             A sensor name, or ``/regex/`` to list every sensor whose name
             matches (``re.search``); all sensors if omitted.
+
+        Returns
+        -------
+        int
+            The number of ``#sensor-list`` informs sent (the reply is ``ok <count>``); as in
+            2.x, so that an override can call it and use the count.
         """
-        ctx.informs(sensor_list_args(sensor) for sensor in select_sensors(self.sensors, name))
+        rows = [sensor_list_args(sensor) for sensor in select_sensors(self.sensors, name)]
+        ctx.informs(rows, send_reply=False)
+        return len(rows)
 
     async def request_sensor_value(self, ctx: RequestContext, name: Optional[str] = None) -> None:
         """Report current sensor readings (timestamp, status and value).
