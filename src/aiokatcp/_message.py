@@ -293,6 +293,25 @@ def request_bytes(name: str, mid: Optional[int], arguments: Tuple[Any, ...]) -> 
     return _format_line(head, [arg if type(arg) is bytes else encode(arg) for arg in arguments])
 
 
+def reply_bytes(name: str, mid: Optional[int], arguments: List[bytes]) -> bytes:
+    """``bytes(Message._make(REPLY, name, arguments, mid))`` without making the message.
+
+    The server's per-request path; `arguments` are already encoded.
+    """
+    raw = _valid_names.get(name) or name.encode("ascii")
+    return _format_line(b"!" + raw if mid is None else b"!%s[%d]" % (raw, mid), arguments)
+
+
+def inform_bytes(name: str, mid: Optional[int], arguments: List[bytes]) -> bytes:
+    """``bytes(Message._make(INFORM, name, arguments, mid))`` without making the message.
+
+    For informs sent in bulk (request informs, ``#sensor-status``); `arguments` are
+    already encoded.
+    """
+    raw = _valid_names.get(name) or name.encode("ascii")
+    return _format_line(b"#" + raw if mid is None else b"#%s[%d]" % (raw, mid), arguments)
+
+
 def _format_line(head: bytes, args: List[bytes]) -> bytes:
     """The wire line for a message head (type, name, ID) and its argument bytes."""
     if not args:

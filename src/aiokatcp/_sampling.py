@@ -595,7 +595,8 @@ class SensorSampler(Generic[_T], metaclass=abc.ABCMeta):
         self._spec = spec
         # Plain ``auto`` forwards every reading: it needs no sampling state (a bulk
         # subscription makes thousands of samplers; fewer objects, shorter GC passes).
-        self._state: Optional[SamplerState] = None if spec.is_plain_auto else SamplerState(spec)
+        plain = spec.is_plain_auto
+        self._state: Optional[SamplerState] = None if plain else SamplerState(spec)
         self._timer: Optional[HandleLike] = None
         self._timer_when: Optional[float] = None
         self._observer = observer
@@ -603,7 +604,7 @@ class SensorSampler(Generic[_T], metaclass=abc.ABCMeta):
         # A dead sampler's callback does nothing; its __del__ (via close) detaches it.
         callback: Callable[..., None]
         self_ref = weakref.ref(self)
-        if spec.is_plain_auto:
+        if plain:
 
             def callback(sensor: Any, reading: Any, ref: Any = self_ref) -> None:
                 sampler = ref()
@@ -641,7 +642,8 @@ class SensorSampler(Generic[_T], metaclass=abc.ABCMeta):
         sensor = self.sensor
         if observer is not None and sensor is not None:
             observer(sensor, reading)
-        if not self._closed:
+        # (_sync_timer has nothing to do without state and timer: plain ``auto``.)
+        if not self._closed and (self._state is not None or self._timer_when is not None):
             self._sync_timer()
 
     def _sync_timer(self) -> None:

@@ -49,6 +49,11 @@ SENSOR_TYPES: Dict[str, type] = {
 STATUS_FROM_WIRE: Dict[bytes, Sensor.Status] = {
     status.name.lower().encode(): status for status in Sensor.Status
 }
+# And back (what ``encode(status)`` gives, without its per-call type dispatch).
+_STATUS_TO_WIRE: Dict[Sensor.Status, bytes] = {
+    status: wire for wire, status in STATUS_FROM_WIRE.items()
+}
+_STATUS_TYPE = Sensor.Status
 #: What ``#sensor-list`` says about one sensor: description, units, type name, parameters.
 SensorInfo = Tuple[str, str, str, Tuple[bytes, ...]]
 _decode_timestamp = get_decoder(Timestamp)
@@ -59,11 +64,12 @@ _decode_timestamp = get_decoder(Timestamp)
 
 def status_args(sensor: Sensor[Any], reading: Reading[Any]) -> List[bytes]:
     """Arguments of ``#sensor-status``/``#sensor-value``: ``<ts> 1 <name> <status> <value>``."""
+    status = reading.status
     return [
         float.__repr__(reading.timestamp).encode("ascii"),
         _ONE,
         sensor.name.encode("utf-8"),
-        encode(reading.status),
+        _STATUS_TO_WIRE[status] if type(status) is _STATUS_TYPE else encode(status),
         encode(reading.value),
     ]
 

@@ -26,14 +26,13 @@ import asyncio
 import threading
 from typing import Any, Callable, Dict, Optional, Protocol
 
-from ._message import Message
+from ._message import inform_bytes
 from ._sampling import SensorSampler
 from ._sensor_wire import status_args
 from .sensor import Reading, Sensor
 
 __all__ = ["ClientSampling", "SamplingSink", "StatusCache", "ThreadSafeLoop"]
 
-_INFORM = Message.Type.INFORM
 _Observer = Callable[[Sensor[Any], Reading[Any]], None]
 
 
@@ -55,7 +54,7 @@ class StatusCache:
         """The ``#sensor-status`` line of `reading` of `sensor`."""
         if self._readings.get(sensor) is reading:
             return self._data[sensor]
-        data = bytes(Message._make(_INFORM, "sensor-status", status_args(sensor, reading), None))
+        data = inform_bytes("sensor-status", None, status_args(sensor, reading))
         self._readings[sensor] = reading
         self._data[sensor] = data
         return data

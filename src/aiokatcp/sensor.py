@@ -19,6 +19,7 @@ import enum
 import inspect
 import numbers
 import time
+import types
 import weakref
 from typing import (
     Any,
@@ -123,11 +124,14 @@ def _always_nominal(value: Any) -> _Status:
     return _NOMINAL
 
 
+_FunctionType = types.FunctionType
+
+
 def _is_delta_observer(observer: Callable[..., None]) -> bool:
     """Whether `observer` takes an ``old_reading`` parameter (a delta observer)."""
     # Fast path for plain functions and bound methods (inspect.signature costs ~30 us,
     # which matters when a client subscribes to thousands of sensors at once).
-    func = getattr(observer, "__func__", observer)
+    func = observer if type(observer) is _FunctionType else getattr(observer, "__func__", observer)
     code = getattr(func, "__code__", None)
     if code is not None and not hasattr(func, "__wrapped__"):
         return "old_reading" in code.co_varnames[: code.co_argcount + code.co_kwonlyargcount]

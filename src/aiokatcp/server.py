@@ -464,24 +464,31 @@ class DeviceServer(ServerBase, metaclass=DeviceServerMeta):
         current = self.sensors
         bulk = len(sensors) > batch
         readings = [sensor.reading for sensor in sensors] if bulk else None
+        # (Hot loop of a bulk subscription: bound methods and batch bounds hoisted.)
+        get_current = current.get
+        observer = sampling.observer
+        install = sampling.set
+        make_sampler = SensorSampler._from_spec
+        count = len(sensors)
         sampling.requests += 1
         try:
-            for i, (sensor, (spec, is_auto)) in enumerate(zip(sensors, plan)):
-                if i and i % batch == 0:
+            for start in range(0, count, batch):
+                if start:
                     await asyncio.sleep(0)
                     await conn.drain()
                     if conn.is_closing():
                         return  # the client went away: its samplers are released with it
-                if current.get(sensor.name) is not sensor:
-                    if spec is not None and readings is not None:
-                        sampling.observer(sensor, readings[i])
-                    continue
-                sampler = None
-                if spec is not None:
-                    sampler = SensorSampler._from_spec(
-                        sensor, sampling.observer, sampler_loop, spec, is_auto
-                    )
-                sampling.set(sensor, sampler)
+                for i in range(start, min(start + batch, count)):
+                    sensor = sensors[i]
+                    spec, is_auto = plan[i]
+                    if get_current(sensor.name) is not sensor:
+                        if spec is not None and readings is not None:
+                            observer(sensor, readings[i])
+                        continue
+                    if spec is None:
+                        install(sensor, None)
+                    else:
+                        install(sensor, make_sampler(sensor, observer, sampler_loop, spec, is_auto))
         finally:
             sampling.requests -= 1
 
