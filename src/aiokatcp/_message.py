@@ -35,6 +35,7 @@ _BAD_ESCAPE_RE = re.compile(rb"\\(?:[^_0nret@]|\Z)")
 _RAW_BAD_RE = re.compile(rb"[\0\x1b\n\r]")
 # Bytes needing an escape, apart from the space used as a join separator in __bytes__.
 _SPECIAL_NO_SPACE_RE = re.compile(rb"[\\\0\n\r\x1b\t]")
+_SPECIAL_RE = re.compile(rb"[\\\0\n\r\x1b\t ]")
 
 
 def _escape(arg: bytes) -> bytes:
@@ -310,6 +311,11 @@ def inform_bytes(name: str, mid: Optional[int], arguments: List[bytes]) -> bytes
     """
     raw = _valid_names.get(name) or name.encode("ascii")
     return _format_line(b"#" + raw if mid is None else b"#%s[%d]" % (raw, mid), arguments)
+
+
+def is_plain_argument(arg: bytes) -> bool:
+    """Whether `arg` goes on the wire as it is (not empty, nothing to escape)."""
+    return bool(arg) and _SPECIAL_RE.search(arg) is None
 
 
 def _format_line(head: bytes, args: List[bytes]) -> bytes:

@@ -15,7 +15,7 @@ import enum
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from ._lru import Lru
-from ._message import Message
+from ._message import Message, inform_bytes, is_plain_argument
 from ._typeinfo import encode, get_decoder
 from ._values import Address, Timestamp
 from .exceptions import FailReply
@@ -30,6 +30,7 @@ __all__ = [
     "parse_sensor_status",
     "sensor_list_args",
     "status_args",
+    "status_line",
     "value_type",
 ]
 
@@ -72,6 +73,21 @@ def status_args(sensor: Sensor[Any], reading: Reading[Any]) -> List[bytes]:
         _STATUS_TO_WIRE[status] if type(status) is _STATUS_TYPE else encode(status),
         encode(reading.value),
     ]
+
+
+def status_line(sensor: Sensor[Any], reading: Reading[Any]) -> bytes:
+    """The ``#sensor-status`` line of `reading` (``Message.inform`` of :func:`status_args`).
+
+    Formatted in one step when nothing needs escaping (the common case: the
+    server formats one line per reading, for every subscribed sensor).
+    """
+    name = sensor.name.encode("utf-8")
+    status = reading.status
+    value = encode(reading.value)
+    if type(status) is _STATUS_TYPE and is_plain_argument(name) and is_plain_argument(value):
+        timestamp = float.__repr__(reading.timestamp).encode("ascii")
+        return b"#sensor-status %s 1 %s %s %s\n" % (timestamp, name, _STATUS_TO_WIRE[status], value)
+    return inform_bytes("sensor-status", None, status_args(sensor, reading))
 
 
 def sensor_list_args(sensor: Sensor[Any]) -> Tuple[Any, ...]:

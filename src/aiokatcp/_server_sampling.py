@@ -16,8 +16,8 @@ depend on the connection or server modules. Rules:
   are not subject to the slow-client limit (the burst is the client's own
   doing, and the request drains it as it goes).
 
-:func:`status_args` is the server's one formatter of sensor readings on the
-wire (``#sensor-status`` and ``#sensor-value``).
+``_sensor_wire.status_args``/``status_line`` are the server's one formatter of
+sensor readings on the wire (``#sensor-status`` and ``#sensor-value``).
 """
 
 from __future__ import annotations
@@ -26,9 +26,8 @@ import asyncio
 import threading
 from typing import Any, Callable, Dict, Optional, Protocol
 
-from ._message import inform_bytes
 from ._sampling import SensorSampler
-from ._sensor_wire import status_args
+from ._sensor_wire import status_line
 from .sensor import Reading, Sensor
 
 __all__ = ["ClientSampling", "SamplingSink", "StatusCache", "ThreadSafeLoop"]
@@ -54,7 +53,7 @@ class StatusCache:
         """The ``#sensor-status`` line of `reading` of `sensor`."""
         if self._readings.get(sensor) is reading:
             return self._data[sensor]
-        data = inform_bytes("sensor-status", None, status_args(sensor, reading))
+        data = status_line(sensor, reading)
         self._readings[sensor] = reading
         self._data[sensor] = data
         return data
