@@ -32,7 +32,7 @@ from __future__ import annotations
 import decimal
 import enum
 import math
-from typing import Callable, Dict, List, NamedTuple, Optional, Tuple
+from typing import Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 from ._message import Message
 from ._protocol_flags import ProtocolFlags
@@ -51,6 +51,7 @@ __all__ = [
     "from_wire",
     "reply_mid",
     "request_available",
+    "sampling_params_to_wire",
     "sends_version_connect",
     "strategy_allowed",
     "strategy_error",
@@ -175,6 +176,21 @@ def _convert(
     for i in changed:
         args[i] = _convert_arg(args[i], to_device)
     return Message(msg.mtype, msg.name, *args, mid=msg.mid)
+
+
+def sampling_params_to_wire(protocol: ProtocolFlags, params: Sequence[bytes]) -> List[bytes]:
+    """``<strategy> <params...>`` of a ``?sensor-sampling`` reply, times in the device's units.
+
+    The server's handler builds its reply in seconds; a v4 device echoes
+    whole milliseconds (``period 0.2`` -> ``period 200``).
+    """
+    out = list(params)
+    if not uses_milliseconds(protocol) or not out:
+        return out
+    for i in _STRATEGY_TIME_PARAMS.get(out[0], ()):
+        if i + 1 < len(out):
+            out[i + 1] = _convert_arg(out[i + 1], True)
+    return out
 
 
 def timestamp_sensor_name(msg: Message) -> Optional[bytes]:

@@ -14,8 +14,10 @@ from __future__ import annotations
 import enum
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
+from ._dialect import encode_time
 from ._lru import Lru
 from ._message import Message
+from ._protocol_flags import ProtocolFlags
 from ._typeinfo import encode, get_decoder
 from ._values import Address, Timestamp
 from .exceptions import FailReply
@@ -57,8 +59,24 @@ _decode_timestamp = get_decoder(Timestamp)
 # -- writing (server) ------------------------------------------------------------------------
 
 
-def status_args(sensor: Sensor[Any], reading: Reading[Any]) -> List[bytes]:
-    """Arguments of ``#sensor-status``/``#sensor-value``: ``<ts> 1 <name> <status> <value>``."""
+def status_args(
+    sensor: Sensor[Any], reading: Reading[Any], millis: Optional[ProtocolFlags] = None
+) -> List[bytes]:
+    """Arguments of ``#sensor-status``/``#sensor-value``: ``<ts> 1 <name> <status> <value>``.
+
+    `millis` is the protocol of a device that writes times in milliseconds
+    (KATCP v4): the timestamp, and the value of a ``timestamp`` sensor, are
+    then whole milliseconds. ``None`` (v5) keeps the hot path free of it.
+    """
+    if millis is not None:
+        value = reading.value
+        return [
+            encode_time(millis, reading.timestamp),
+            _ONE,
+            sensor.name.encode("utf-8"),
+            encode(reading.status),
+            encode_time(millis, value) if sensor.type_name == "timestamp" else encode(value),
+        ]
     return [
         float.__repr__(reading.timestamp).encode("ascii"),
         _ONE,
