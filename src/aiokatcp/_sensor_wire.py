@@ -119,14 +119,14 @@ def parse_sensor_list(
 
 
 def parse_sensor_status(
-    args: Sequence[bytes], time_scale: float = 1.0
+    args: Sequence[bytes],
 ) -> Optional[Tuple[float, List[Tuple[bytes, Sensor.Status, bytes]]]]:
     """``(timestamp, [(raw name, status, value)])`` of a ``#sensor-status``; ``None`` if bad.
 
-    `time_scale` converts the timestamp to seconds (0.001 for KATCP v4).
+    Times are seconds: the client converts a v4 device's milliseconds at the wire.
     """
     try:
-        timestamp = float(args[0]) * time_scale
+        timestamp = float(args[0])
         count = int(args[1])
         if count < 0 or len(args) != 2 + 3 * count:
             return None

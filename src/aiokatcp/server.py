@@ -75,8 +75,8 @@ def _opt_in(
     return decorator
 
 
-def _has_timeout_hints(cls: type) -> bool:
-    protocol: ProtocolFlags = getattr(cls, "_protocol")
+def _has_timeout_hints(cls: Any) -> bool:
+    protocol: ProtocolFlags = cls._protocol
     return protocol.request_timeout_hints
 
 
