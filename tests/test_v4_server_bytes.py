@@ -334,6 +334,23 @@ async def test_without_flag_i_replies_carry_no_id() -> None:
     await server.stop()
 
 
+class FlagString(Flags50):
+    PROTOCOL_INFO = None
+    PROTOCOL_FLAGS = "MI"
+
+
+async def test_protocol_flags_string_gates_too() -> None:
+    """The earlier ``PROTOCOL_FLAGS`` spelling: 5.1 with those flags, and they gate features."""
+    server = FlagString()
+    await server.start()
+    async with await ScriptedPeer.connect_to(server) as peer:
+        assert await peer.readline() == b"#version-connect katcp-protocol 5.1-MI"
+        await peer.readlines(2)
+        (line,) = await peer.request(b"?sensor-sampling[1] a,b auto")
+        assert line.startswith(b"!sensor-sampling[1] fail Bulk\\_sensor-sampling")
+    await server.stop()
+
+
 def test_protocol_info_must_be_protocol_flags() -> None:
     with pytest.raises(TypeError, match="PROTOCOL_INFO must be a ProtocolFlags"):
 

@@ -113,7 +113,11 @@ class DeviceServerMeta(type):
         info = getattr(cls, "PROTOCOL_INFO", None)
         if info is not None and not isinstance(info, ProtocolFlags):
             raise TypeError(f"{name}.PROTOCOL_INFO must be a ProtocolFlags, not {info!r}")
-        # Without PROTOCOL_INFO: 5.1 with flags MIB, and T when a request declares a hint.
+        flags = getattr(cls, "PROTOCOL_FLAGS", None)
+        if info is None and isinstance(flags, str):
+            # The earlier spelling: a 5.1 flag string. It now gates features too.
+            info = ProtocolFlags(5, 1, flags)
+        # Without either: 5.1 with flags MIB, and T when a request declares a hint.
         cls._protocol = ProtocolFlags(5, 1, cls._protocol_flags) if info is None else info
         for msg_name, handler in list(handlers.items()):
             orig = getattr(handler, "_aiokatcp_orig_handler", handler)
@@ -174,6 +178,9 @@ class DeviceServer(ServerBase, metaclass=DeviceServerMeta):
     #: ``ProtocolFlags(4, 0, ...)`` makes a KATCP v4 device; flags ``B``, ``T`` and
     #: ``I`` gate bulk ``?sensor-sampling``, ``?request-timeout-hint`` and message ids.
     PROTOCOL_INFO: ClassVar[Optional[ProtocolFlags]] = None
+    #: Earlier spelling of a v5.1 ``PROTOCOL_INFO``: a flag string such as ``"MI"``
+    #: (``PROTOCOL_INFO`` wins when both are set).
+    PROTOCOL_FLAGS: ClassVar[Optional[str]] = None
     #: Set to true to offer ``?sensor-sampling-clear`` (not in aiokatcp 2.3).
     SENSOR_SAMPLING_CLEAR = False
     #: Sensors handled between two yields to the event loop in a bulk ``?sensor-sampling``.
