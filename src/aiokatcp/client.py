@@ -55,7 +55,7 @@ from ._client_helpers import (
     parse_timeout_hints,
     reply_error,
 )
-from ._client_requests import PendingRequest, ReplyAndInforms, RequestTracker
+from ._client_requests import NamedLocks, PendingRequest, ReplyAndInforms, RequestTracker
 from ._client_state import HAVE_CONNECTION, Event, State, next_state
 from ._client_watcher import AbstractSensorWatcher, SensorMonitor, SyncState
 from ._codec import DEFAULT_LIMIT
@@ -279,8 +279,7 @@ class Client(metaclass=ClientMeta):
         self._mid_support = False
         # One tracker for the client's life: message ids keep counting across reconnections.
         self._tracker = RequestTracker()
-        # Without message ids: one lock per request name (FIFO per name), dropped when idle.
-        self._request_locks: Dict[str, Tuple[asyncio.Lock, List[None]]] = {}
+        self._request_locks = NamedLocks()
         self._timeout_hints: Dict[str, float] = {}
         self._delays = backoff_delays(*self.backoff)
         self._rx_count = 0
@@ -493,22 +492,10 @@ class Client(metaclass=ClientMeta):
             timeout = self._timeout_hints.get(name)
         if self._mid_support:
             return await self._send_request(name, args, timeout, inform_callback)
-        # Without message ids, replies are matched first-in first-out per request name:
-        # requests of different names overlap, those of one name go one at a time.
-        entry = self._request_locks.get(name)
-        if entry is None:
-            entry = self._request_locks[name] = (asyncio.Lock(), [])
-        lock, users = entry
-        users.append(None)
-        try:
-            async with lock:
-                if not self._can_send():
-                    raise BrokenPipeError("Not connected")
-                return await self._send_request(name, args, timeout, inform_callback)
-        finally:
-            users.pop()
-            if not users:
-                del self._request_locks[name]
+        async with self._request_locks.hold(name):  # no ids: FIFO per name
+            if not self._can_send():
+                raise BrokenPipeError("Not connected")
+            return await self._send_request(name, args, timeout, inform_callback)
 
     def _can_send(self) -> bool:
         """Connected, or negotiating (a device may never announce itself; as katcp-python)."""
@@ -685,11 +672,11 @@ class Client(metaclass=ClientMeta):
         reading = decode_sensor_value(value_informs, sensor_type)
         times = self._times
         if times is not None and sensor_type is Timestamp:
-            # Values are converted at the wire only for sensors known (from #sensor-list)
-            # to be timestamps; this one was not listed on this connection.
+            # Only sensors listed (#sensor-list) as timestamps had their value converted.
             if not times.is_timestamp_sensor(value_informs[0].arguments[2]):
-                value = Timestamp(reading.value / 1000.0)
-                reading = Reading(reading.timestamp, reading.status, value)
+                reading = Reading(
+                    reading.timestamp, reading.status, Timestamp(reading.value / 1000)
+                )
         return reading
 
     @overload
