@@ -61,7 +61,7 @@ async def serve(devices: int, sensors: int) -> None:
     servers = [BenchDevice(sensors - 1) for _ in range(devices)]
     for server in servers:
         await server.start()
-    ports = [server.sockets[0].getsockname()[1] for server in servers]
+    ports = [server.port for server in servers]
     print(json.dumps(ports), flush=True)
     loop = asyncio.get_running_loop()
     await loop.run_in_executor(None, sys.stdin.read)
@@ -93,7 +93,7 @@ async def run(devices: int, sensors: int, repeat: int, same_process: bool) -> bo
         servers = [BenchDevice(sensors - 1) for _ in range(devices)]
         for server in servers:
             await server.start()
-        ports = [server.sockets[0].getsockname()[1] for server in servers]
+        ports = [server.port for server in servers]
     else:
         child, ports = await start_child(devices, sensors)
     waited: Optional[float] = None

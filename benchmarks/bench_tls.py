@@ -76,7 +76,7 @@ def _serve(mode: str, pem: Dict[str, str], port_out: Any, stop: Any) -> None:
         cls = BenchDevice if mode in ("plain", "tls") else AuthorizingDevice
         server = cls("127.0.0.1", 0, ssl=ctx)
         await server.start()
-        port_out.send(server.sockets[0].getsockname()[1])
+        port_out.send(server.port)
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, stop.wait)
         await server.stop()

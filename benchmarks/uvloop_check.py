@@ -48,7 +48,7 @@ async def main() -> None:
     assert type(loop).__module__.startswith("uvloop"), type(loop)
     server = CheckServer()
     await server.start()
-    port = server.sockets[0].getsockname()[1]
+    port = server.port
     client = await aiokatcp.Client.connect("127.0.0.1", port)
     try:
         reply, _ = await client.request("echo", b"a b", 3)

@@ -41,7 +41,7 @@ async def main(seconds: float = 3.0) -> None:
     device = example_server.SignalGenerator("127.0.0.1", 0)
     await device.start()
     device.add_service_task(asyncio.create_task(device.update_sensors(0.25)))
-    port = device.sockets[0].getsockname()[1]
+    port = device.port
     print(f"Started the example device (SignalGenerator) on 127.0.0.1:{port}")
     try:
         async with await aiokatcp.Client.connect("127.0.0.1", port) as client:

@@ -66,8 +66,7 @@ async def main(dishes: int = 4) -> List[str]:
         await server.start()
     try:
         addresses: dict[str, Tuple[str, int]] = {
-            f"m{i:03d}": ("127.0.0.1", server.sockets[0].getsockname()[1])
-            for i, server in enumerate(servers)
+            f"m{i:03d}": ("127.0.0.1", server.port) for i, server in enumerate(servers)
         }
         async with aiokatcp.DeviceGroup(addresses) as array:
             await array.wait_synced(timeout=30)

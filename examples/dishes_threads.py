@@ -41,8 +41,7 @@ def main(count: int = 4) -> List[str]:
         servers = lt.run(start())
         try:
             addresses = {
-                f"m{i:03d}": ("127.0.0.1", server.sockets[0].getsockname()[1])
-                for i, server in enumerate(servers)
+                f"m{i:03d}": ("127.0.0.1", server.port) for i, server in enumerate(servers)
             }
             with aiokatcp.BlockingDeviceGroup(addresses, loop_thread=lt) as array:
                 array.wait_synced(timeout=30)

@@ -231,8 +231,8 @@ async def main(host: str, port: int) -> None:
     await server.start()
     server.add_service_task(asyncio.create_task(server.watch_temperature()))
     server.add_service_task(asyncio.create_task(server.update_sensors()))  # sensors
-    bound = server.sockets[0].getsockname()
-    logger.info("Listening on %s:%d", bound[0], bound[1])
+    bound_host, bound_port = server.address
+    logger.info("Listening on %s:%d", bound_host, bound_port)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, server.halt)

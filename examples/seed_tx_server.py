@@ -39,7 +39,7 @@ class DemoServer(aiokatcp.DeviceServer):
 async def main(port: int = PORT) -> None:
     server = DemoServer("", port)
     await server.start()
-    print(server.sockets[0].getsockname())
+    print(server.address)
     await server.join()
 
 

@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import asyncio
 import os
-from typing import Callable, Dict
+from typing import AsyncIterator, Callable, Dict
 
 import pytest
 from hypothesis import HealthCheck, settings
 
-from aiokatcp.testing import virtual_clock_loop
+from aiokatcp import Client
+from aiokatcp.testing import PeerServer, virtual_clock_loop
 
 pytest_plugins = ["aiokatcp.testing.plugin", "pytester"]
 
@@ -44,3 +45,21 @@ def pytest_asyncio_loop_factories(
     if item.get_closest_marker("real_loop") is not None:
         return {"real": asyncio.new_event_loop}
     return {"solipsism": virtual_clock_loop}
+
+
+# -- fixtures shared by the client test modules ---------------------------------------------------
+
+
+@pytest.fixture
+def peers(katcp_peer_server: PeerServer) -> PeerServer:
+    """A fake device listening on 127.0.0.1 (the plugin's ``katcp_peer_server``)."""
+    return katcp_peer_server
+
+
+@pytest.fixture
+async def client(peers: PeerServer) -> AsyncIterator[Client]:
+    """A client pointed at `peers`, not yet started (a module may define its own ``client``)."""
+    client = Client("127.0.0.1", peers.port)
+    yield client
+    client.close()
+    await client.wait_closed()

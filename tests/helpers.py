@@ -12,15 +12,19 @@ from __future__ import annotations
 
 from hypothesis import strategies as st
 
-from aiokatcp import DeviceServer, Message
+from aiokatcp import Client, Message
 from aiokatcp.testing import Expected, PeerServer, ScriptedPeer
 
-__all__ = ["Expected", "PeerServer", "ScriptedPeer", "messages", "port_of"]
+__all__ = ["Expected", "PeerServer", "ScriptedPeer", "connected", "messages"]
 
 
-def port_of(server: DeviceServer) -> int:
-    """The port `server` listens on (kept for old call sites: use ``server.port``)."""
-    return server.port
+async def connected(
+    peers: PeerServer, client: Client, greeting: bytes = PeerServer.DEFAULT_GREETING
+) -> ScriptedPeer:
+    """Accept `client`'s connection to `peers`, greet it, and wait until it is connected."""
+    peer = await peers.accept(greeting)
+    await client.wait_connected()
+    return peer
 
 
 def messages(max_args: int, max_arg_size: int) -> st.SearchStrategy[Message]:

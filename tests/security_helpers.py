@@ -26,7 +26,6 @@ __all__ = [
     "TestPKI",
     "common_name",
     "open_peer",
-    "port_of",
     "secure_device",
 ]
 
@@ -122,10 +121,6 @@ class SecDevice(DeviceServer):
         """Say whether the connection is TLS and whose certificate the client presented."""
         tls = "tls" if ctx.conn.ssl_object is not None else "plain"
         return tls, common_name(ctx.conn.peer_certificate) or "anonymous"
-
-
-def port_of(server: DeviceServer) -> int:
-    return int(server.sockets[0].getsockname()[1])
 
 
 async def open_peer(

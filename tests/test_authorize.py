@@ -17,8 +17,9 @@ import pytest
 
 import aiokatcp
 from aiokatcp.server import DeviceServer, RequestContext
+from aiokatcp.testing import running
 from helpers import ScriptedPeer
-from security_helpers import SecDevice, TestPKI, open_peer, port_of, secure_device
+from security_helpers import SecDevice, TestPKI, open_peer, secure_device
 from test_tls import BEFORE, _normalise, run_script
 
 
@@ -48,7 +49,7 @@ class GuardedDevice(SecDevice):
 async def peer_of(server: DeviceServer) -> AsyncIterator[ScriptedPeer]:
     await server.start()
     try:
-        async with await open_peer(port_of(server)) as peer:
+        async with await open_peer(server.port) as peer:
             await peer.expect_connect()
             yield peer
     finally:
@@ -157,12 +158,8 @@ class AllowAll(SecDevice):
 
 @pytest.mark.real_loop
 async def test_allowing_hook_leaves_the_wire_unchanged() -> None:
-    srv = AllowAll()
-    await srv.start()
-    try:
-        assert _normalise(await run_script(port_of(srv))) == BEFORE
-    finally:
-        await srv.stop()
+    async with running(AllowAll()) as srv:
+        assert _normalise(await run_script(srv.port)) == BEFORE
 
 
 async def test_default_authorize_is_never_called(mocker: Any) -> None:
@@ -224,9 +221,8 @@ async def test_recipe_admin_from_loopback_end_to_end() -> None:
 async def test_recipe_read_only_by_certificate() -> None:
     pki = TestPKI()
     srv = _recipe_device(ssl=pki.server_context(require_client_cert=True))
-    await srv.start()
-    try:
-        port = port_of(srv)
+    async with running(srv):
+        port = srv.port
         async with await asyncio.wait_for(
             aiokatcp.Client.connect(
                 "127.0.0.1", port, ssl=pki.client_context(common_name="viewer")
@@ -249,5 +245,3 @@ async def test_recipe_read_only_by_certificate() -> None:
             # ?halt also needs loopback, which 127.0.0.1 is: the device halts.
             await operator.request("halt")
         await asyncio.wait_for(srv.join(), 30)
-    finally:
-        await srv.stop()

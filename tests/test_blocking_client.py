@@ -75,7 +75,7 @@ class Running:
             return server
 
         self.server = self.lt.run(start(), timeout=WAIT)
-        self.port = self.server.sockets[0].getsockname()[1]
+        self.port = self.server.port
         return self.server
 
     def stop(self) -> None:

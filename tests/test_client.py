@@ -11,7 +11,7 @@ import asyncio
 import functools
 import logging
 import re
-from typing import AsyncIterator, List, Optional
+from typing import List
 
 import pytest
 
@@ -19,73 +19,11 @@ from aiokatcp import Client, Message, ProtocolError
 from aiokatcp._backoff import backoff_delays
 from aiokatcp.exceptions import FailReply, InvalidReply
 from aiokatcp.server import DeviceServer, RequestContext
-from helpers import ScriptedPeer
+from aiokatcp.testing import PeerServer, client_for, running
+from helpers import connected
 
 V5_IDS = b"#version-connect katcp-protocol 5.1-MIB"
 V5_NO_IDS = b"#version-connect katcp-protocol 5.0-M"
-
-
-class PeerServer:
-    """A listening socket whose accepted connections are handed out as ScriptedPeers."""
-
-    def __init__(self) -> None:
-        self.peers: asyncio.Queue[ScriptedPeer] = asyncio.Queue()
-        self.all_peers: List[ScriptedPeer] = []
-        self.server: Optional[asyncio.AbstractServer] = None
-        self._closed_servers: List[asyncio.AbstractServer] = []
-        self.port = 0
-
-    async def start(self, port: int = 0) -> None:
-        self.server = await asyncio.start_server(self._accept, "127.0.0.1", port)
-        self.port = self.server.sockets[0].getsockname()[1]
-
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        peer = ScriptedPeer(reader, writer)
-        self.all_peers.append(peer)
-        await self.peers.put(peer)
-
-    async def accept(self, greeting: Optional[bytes] = V5_IDS) -> ScriptedPeer:
-        peer = await asyncio.wait_for(self.peers.get(), 120)
-        if greeting is not None:
-            await peer.send(greeting)
-        return peer
-
-    async def stop(self) -> None:
-        """Stop listening (connections already made stay open)."""
-        if self.server is not None:
-            self.server.close()
-            self._closed_servers.append(self.server)
-            self.server = None
-
-    async def close(self) -> None:
-        await self.stop()
-        for peer in self.all_peers:
-            await peer.close()
-        # Since Python 3.12.1, wait_closed() also waits for the server's connections.
-        for server in self._closed_servers:
-            await server.wait_closed()
-
-
-@pytest.fixture
-async def peers() -> AsyncIterator[PeerServer]:
-    server = PeerServer()
-    await server.start()
-    yield server
-    await server.close()
-
-
-@pytest.fixture
-async def client(peers: PeerServer) -> AsyncIterator[Client]:
-    client = Client("127.0.0.1", peers.port)
-    yield client
-    client.close()
-    await client.wait_closed()
-
-
-async def connected(peers: PeerServer, client: Client, greeting: bytes = V5_IDS) -> ScriptedPeer:
-    peer = await peers.accept(greeting)
-    await client.wait_connected()
-    return peer
 
 
 # -- negotiation ---------------------------------------------------------------------------------
@@ -656,6 +594,7 @@ async def test_reconnect_backoff_on_virtual_clock(
         assert isinstance(client.last_exc, ConnectionRefusedError)
         # Once a connection succeeds, the back-off starts again from the beginning.
         await peers.start(peers.port)
+        peers.timeout = 120.0  # the next attempt may be a full 60 s back-off away
         peer = await connected(peers, client)
         await peer.close()
         await client.wait_disconnected()
@@ -792,21 +731,15 @@ class SleepServer(DeviceServer):
 
 
 async def test_concurrent_requests_against_real_server() -> None:
-    server = SleepServer("127.0.0.1", 0)
-    await server.start()
-    try:
-        port = server.sockets[0].getsockname()[1]
-        async with await Client.connect("127.0.0.1", port) as client:
-            assert "I" in client.protocol_flags
-            results = await asyncio.gather(
-                *(client.request("sleep", seconds, f"t{seconds}") for seconds in (3, 1, 2))
-            )
-            # Each request got its own reply and inform.
-            for (reply, informs), seconds in zip(results, (3, 1, 2)):
-                assert reply == [f"t{seconds}".encode()]
-                assert [i.arguments for i in informs] == [[b"sleeping", b"%.1f" % seconds]]
-    finally:
-        await server.stop()
+    async with running(SleepServer("127.0.0.1", 0)) as server, client_for(server) as client:
+        assert "I" in client.protocol_flags
+        results = await asyncio.gather(
+            *(client.request("sleep", seconds, f"t{seconds}") for seconds in (3, 1, 2))
+        )
+        # Each request got its own reply and inform.
+        for (reply, informs), seconds in zip(results, (3, 1, 2)):
+            assert reply == [f"t{seconds}".encode()]
+            assert [i.arguments for i in informs] == [[b"sleeping", b"%.1f" % seconds]]
 
 
 @pytest.mark.filterwarnings("ignore:Ignoring socket option:async_solipsism.SolipsismWarning")

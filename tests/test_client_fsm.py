@@ -24,8 +24,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 from aiokatcp import Client, ProtocolError
 from aiokatcp._client_state import HAVE_CONNECTION, State
 from aiokatcp.exceptions import FailReply
-from helpers import ScriptedPeer
-from test_client import PeerServer
+from helpers import PeerServer, ScriptedPeer
 
 GREETINGS = [
     b"#version-connect katcp-protocol 5.1-MIB",

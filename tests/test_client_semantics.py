@@ -7,30 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import AsyncIterator, List
+from typing import List
 
 import pytest
 
 from aiokatcp import Client, Message, SensorWatcher
 from aiokatcp._backoff import backoff_delays
 from aiokatcp._client_state import TRANSITIONS, Event, LifecycleError, State, next_state
-from test_client import PeerServer, connected
-
-
-@pytest.fixture
-async def peers() -> AsyncIterator[PeerServer]:
-    server = PeerServer()
-    await server.start()
-    yield server
-    await server.close()
-
-
-@pytest.fixture
-async def client(peers: PeerServer) -> AsyncIterator[Client]:
-    client = Client("127.0.0.1", peers.port)
-    yield client
-    client.close()
-    await client.wait_closed()
+from helpers import PeerServer, connected
 
 
 class MyClient(Client):

@@ -8,35 +8,16 @@ from __future__ import annotations
 
 import asyncio
 import unittest.mock
-from typing import Any, AsyncIterator, List, Sequence, Tuple
-
-import pytest
+from typing import Any, List, Sequence, Tuple
 
 from aiokatcp import AbstractSensorWatcher, Client, Sensor, SensorWatcher, SyncState
-from helpers import ScriptedPeer
-from test_client import PeerServer
+from helpers import PeerServer, ScriptedPeer
 
 LIST_AB = (
     b"#sensor-list[1] a A \\@ integer",
     b"#sensor-list[1] b B \\@ float",
     b"!sensor-list[1] ok 2",
 )
-
-
-@pytest.fixture
-async def peers() -> AsyncIterator[PeerServer]:
-    server = PeerServer()
-    await server.start()
-    yield server
-    await server.close()
-
-
-@pytest.fixture
-async def client(peers: PeerServer) -> AsyncIterator[Client]:
-    client = Client("127.0.0.1", peers.port)
-    yield client
-    client.close()
-    await client.wait_closed()
 
 
 class Recorder(AbstractSensorWatcher):

@@ -1,10 +1,9 @@
 """Code written the way the aiokatcp 2.x server tutorial shows runs unchanged."""
 
-import asyncio
 import enum
 
 import aiokatcp
-from helpers import ScriptedPeer
+from aiokatcp.testing import ScriptedPeer, running
 
 
 class Colour(enum.Enum):
@@ -56,11 +55,7 @@ class TutorialServer(aiokatcp.DeviceServer):
 
 async def test_tutorial_server() -> None:
     server = TutorialServer("127.0.0.1", 0)
-    await server.start()
-    port = server.sockets[0].getsockname()[1]
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    peer = ScriptedPeer(reader, writer)
-    try:
+    async with running(server), await ScriptedPeer.connect_to(server) as peer:
         await peer.expect_connect()
         await peer.send(b"?greet[1] world")
         await peer.expect(b"!greet[1] ok hello world")
@@ -78,6 +73,3 @@ async def test_tutorial_server() -> None:
         line = await peer.readline()
         assert line.startswith(b"#sensor-value[5] ")
         assert line.endswith(b" 1 counter-queries nominal 1")
-    finally:
-        await peer.close()
-        await server.stop()

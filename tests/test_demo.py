@@ -18,6 +18,7 @@ import pytest
 
 import aiokatcp
 from aiokatcp.server import DeviceServer
+from aiokatcp.testing import client_for, running
 
 EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
 
@@ -44,14 +45,8 @@ class RemoteDevice(DeviceServer):
 
 @pytest.fixture
 async def remote() -> AsyncIterator[RemoteDevice]:
-    server = RemoteDevice()
-    await server.start()
-    yield server
-    await server.stop()
-
-
-def port_of(server: DeviceServer) -> int:
-    return server.sockets[0].getsockname()[1]
+    async with running(RemoteDevice()) as server:
+        yield server
 
 
 async def wait_until(predicate: Any, timeout: float = 60) -> None:
@@ -64,13 +59,12 @@ async def wait_until(predicate: Any, timeout: float = 60) -> None:
 
 async def test_mirror_sensors(remote: RemoteDevice) -> None:
     mirror_module = load_example("mirror_sensors")
-    remote_port = port_of(remote)
+    remote_port = remote.port
     mirror = mirror_module.MirrorServer("127.0.0.1", 0, "127.0.0.1", remote_port, "dev1.")
-    await mirror.start()
-    try:
+    async with running(mirror):
         await mirror.watcher.synced.wait()
         assert set(mirror.sensors) == {"dev1.counter", "dev1.temp"}
-        async with await aiokatcp.Client.connect("127.0.0.1", port_of(mirror)) as client:
+        async with client_for(mirror) as client:
             watcher = aiokatcp.SensorWatcher(client)
             client.add_sensor_watcher(watcher)
             await watcher.synced.wait()
@@ -95,13 +89,8 @@ async def test_mirror_sensors(remote: RemoteDevice) -> None:
             # It comes back: the proxy resynchronises by itself.
             revived = RemoteDevice(remote_port)
             revived.sensors["counter"].value = 7
-            await revived.start()
-            try:
+            async with running(revived):
                 await wait_until(lambda: watcher.sensors["dev1.counter"].value == 7, 120)
-            finally:
-                await revived.stop()
-    finally:
-        await mirror.stop()
 
 
 async def test_example_client(remote: RemoteDevice) -> None:
@@ -114,7 +103,7 @@ async def test_example_client(remote: RemoteDevice) -> None:
     task = asyncio.create_task(change())
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        await example.main("127.0.0.1", port_of(remote), 2.0)
+        await example.main("127.0.0.1", remote.port, 2.0)
     await task
     text = out.getvalue()
     assert "?sensor-list:" in text

@@ -13,7 +13,8 @@ import pytest
 
 import aiokatcp
 from aiokatcp import DeviceGroup, FailReply, GroupResult, QuorumTimeout, RemoteDevice
-from test_remote_device import Dish, Mode, port_of
+from aiokatcp.testing import running
+from test_remote_device import Dish, Mode
 
 EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
 DOWN_PORT = 1  # nothing listens here: that member never connects
@@ -21,17 +22,13 @@ DOWN_PORT = 1  # nothing listens here: that member never connects
 
 @pytest.fixture
 async def dishes() -> AsyncIterator[List[Dish]]:
-    servers = [Dish() for _ in range(3)]
-    for server in servers:
-        await server.start()
-    yield servers
-    for server in servers:
-        await server.stop()
+    async with contextlib.AsyncExitStack() as stack:
+        yield [await stack.enter_async_context(running(Dish())) for _ in range(3)]
 
 
 @pytest.fixture
 async def group(dishes: List[Dish]) -> AsyncIterator[DeviceGroup]:
-    members = {f"m{i}": ("127.0.0.1", port_of(server)) for i, server in enumerate(dishes)}
+    members = {f"m{i}": ("127.0.0.1", server.port) for i, server in enumerate(dishes)}
     members["down"] = ("127.0.0.1", DOWN_PORT)
     async with DeviceGroup(members) as group:
         await group.wait_synced(timeout=30, quorum=3)
@@ -128,8 +125,8 @@ async def test_grace_waits_for_stragglers(dishes: List[Dish], group: DeviceGroup
 
 
 async def test_group_with_existing_devices(dishes: List[Dish]) -> None:
-    async with RemoteDevice.connect("127.0.0.1", port_of(dishes[0])) as dev:
-        async with DeviceGroup({"mine": dev, "other": ("127.0.0.1", port_of(dishes[1]))}) as group:
+    async with RemoteDevice.connect("127.0.0.1", dishes[0].port) as dev:
+        async with DeviceGroup({"mine": dev, "other": ("127.0.0.1", dishes[1].port)}) as group:
             assert await group.wait_synced(timeout=10) == ["mine", "other"]
         assert dev.synced  # not closed by the group: its creator owns it
         assert group["other"].state is RemoteDevice.State.CLOSED
@@ -166,7 +163,7 @@ def test_blocking_device_group() -> None:
 
         servers = lt.run(start())
         try:
-            members = {f"m{i}": ("127.0.0.1", port_of(s)) for i, s in enumerate(servers)}
+            members = {f"m{i}": ("127.0.0.1", s.port) for i, s in enumerate(servers)}
             members["down"] = ("127.0.0.1", DOWN_PORT)
             with aiokatcp.BlockingDeviceGroup(members, loop_thread=lt) as group:
                 assert group.wait_synced(timeout=30, quorum=3) == ["m0", "m1", "m2"]

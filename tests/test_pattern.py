@@ -17,7 +17,7 @@ from aiokatcp._pattern import (
 )
 from aiokatcp.sensor import Sensor
 from aiokatcp.server import DeviceServer
-from helpers import ScriptedPeer
+from aiokatcp.testing import ScriptedPeer, running
 
 NAMES = [
     "device-status",
@@ -194,10 +194,8 @@ async def test_server_answers_hostile_regex_quickly() -> None:
     server = Server("127.0.0.1", 0)
     for name in _names(20, 20):
         server.sensors.add(Sensor(int, name, "a sensor"))
-    await server.start()
-    try:
-        port = server.sockets[0].getsockname()[1]
-        async with await ScriptedPeer.connect("127.0.0.1", port) as peer:
+    async with running(server):
+        async with await ScriptedPeer.connect_to(server) as peer:
             await peer.expect_connect()
             start = time.process_time()
             # 2.x: re.search backtracks 2**20 times per name (seconds for 20 names).
@@ -210,5 +208,3 @@ async def test_server_answers_hostile_regex_quickly() -> None:
                 b"#sensor-list 0019abcdefghij.klmno a\\_sensor \\@ integer",
                 b"!sensor-list ok 1",
             ]
-    finally:
-        await server.stop()

@@ -21,6 +21,7 @@ from aiokatcp import (
 )
 from aiokatcp._remote_names import matches, parse_help, parse_hints, python_name, quorum_count
 from aiokatcp.server import DeviceServer, request_timeout_hint
+from aiokatcp.testing import running
 
 
 class Mode(enum.Enum):
@@ -93,21 +94,15 @@ class Dish(DeviceServer):
         ctx.reply("ok", "dynamic", *req.arguments)
 
 
-def port_of(server: DeviceServer) -> int:
-    return server.sockets[0].getsockname()[1]
-
-
 @pytest.fixture
 async def dish() -> AsyncIterator[Dish]:
-    server = Dish()
-    await server.start()
-    yield server
-    await server.stop()
+    async with running(Dish()) as server:
+        yield server
 
 
 @pytest.fixture
 async def dev(dish: Dish) -> AsyncIterator[RemoteDevice]:
-    async with RemoteDevice.connect("127.0.0.1", port_of(dish), timeout=30) as device:
+    async with RemoteDevice.connect("127.0.0.1", dish.port, timeout=30) as device:
         yield device
 
 
@@ -245,7 +240,7 @@ async def sampling_of(dev: RemoteDevice, name: str) -> List[bytes]:
 
 
 async def test_listener_and_strategy_survive_restart(dish: Dish) -> None:
-    port = port_of(dish)
+    port = dish.port
     async with RemoteDevice.connect("127.0.0.1", port, retry_initial=0.5) as dev:
         fan = dev.sensor.fan_speed
         seen: List[Tuple[RemoteSensor, Reading]] = []
@@ -285,13 +280,9 @@ async def test_listener_and_strategy_survive_restart(dish: Dish) -> None:
             assert fan.strategy is None
             await dish2.stop()
             await dev.wait_state(DeviceState.DISCONNECTED)
-            dish3 = Dish(port)
-            await dish3.start()
-            try:
+            async with running(Dish(port)):
                 await dev.wait_synced(timeout=120)
                 assert await sampling_of(dev, "fan-speed") == [b"fan-speed", b"auto"]
-            finally:
-                await dish3.stop()
         finally:
             await dish2.stop()
 
@@ -333,7 +324,7 @@ async def test_strategy_rejected_is_not_remembered(dev: RemoteDevice) -> None:
 
 async def test_help_failure_surfaced_and_retried(dish: Dish) -> None:
     dish.fail_help = True
-    dev = RemoteDevice("127.0.0.1", port_of(dish), retry_initial=1.0, retry_max=4.0)
+    dev = RemoteDevice("127.0.0.1", dish.port, retry_initial=1.0, retry_max=4.0)
     try:
         await dev.wait_state(DeviceState.FAILED, timeout=10)
         assert dev.inspection_error is not None
@@ -353,7 +344,7 @@ async def test_help_failure_surfaced_and_retried(dish: Dish) -> None:
 
 async def test_help_timeout_surfaced(dish: Dish) -> None:
     dish.hang_help = True
-    dev = RemoteDevice("127.0.0.1", port_of(dish), inspect_timeout=5.0)
+    dev = RemoteDevice("127.0.0.1", dish.port, inspect_timeout=5.0)
     try:
         await dev.wait_state(DeviceState.FAILED, timeout=10)
         assert "?help: no reply within 5.0 s" in str(dev.inspection_error)
@@ -364,7 +355,7 @@ async def test_help_timeout_surfaced(dish: Dish) -> None:
 
 async def test_sensor_list_failure_surfaced(dish: Dish) -> None:
     dish.fail_sensor_list = True
-    dev = RemoteDevice("127.0.0.1", port_of(dish), inspect_timeout=5.0)
+    dev = RemoteDevice("127.0.0.1", dish.port, inspect_timeout=5.0)
     try:
         await dev.wait_state(DeviceState.FAILED, timeout=30)
         assert "?sensor-list failed: sensor list is broken" in str(dev.inspection_error)
@@ -378,7 +369,7 @@ async def test_sensor_list_failure_surfaced(dish: Dish) -> None:
 
 async def test_failing_timeout_hints_only_warn(dish: Dish) -> None:
     dish.fail_hints = True
-    async with RemoteDevice.connect("127.0.0.1", port_of(dish), timeout=30) as dev:
+    async with RemoteDevice.connect("127.0.0.1", dish.port, timeout=30) as dev:
         assert dev.synced and dev.inspection_error is None
         assert dev.request_timeout("slew") is None
         assert "Default timeout" not in (dev.req.slew.__doc__ or "")
@@ -387,7 +378,7 @@ async def test_failing_timeout_hints_only_warn(dish: Dish) -> None:
 async def test_recovery_announced_by_interface_changed(dish: Dish) -> None:
     """A device that fixes itself and says so is synced at once, not after the back-off."""
     dish.fail_sensor_list = True
-    dev = RemoteDevice("127.0.0.1", port_of(dish), inspect_timeout=5.0, retry_initial=1000.0)
+    dev = RemoteDevice("127.0.0.1", dish.port, inspect_timeout=5.0, retry_initial=1000.0)
     try:
         await dev.wait_state(DeviceState.FAILED, timeout=30)
         dish.fail_sensor_list = False
@@ -407,7 +398,7 @@ async def test_recovery_announced_by_interface_changed(dish: Dish) -> None:
 async def test_connect_timeout_closes(dish: Dish) -> None:
     dish.fail_help = True
     with pytest.raises(asyncio.TimeoutError, match="not synced within 3"):
-        await RemoteDevice.connect("127.0.0.1", port_of(dish), timeout=3)
+        await RemoteDevice.connect("127.0.0.1", dish.port, timeout=3)
 
 
 async def test_no_auto_reconnect_gives_up() -> None:
@@ -464,7 +455,7 @@ def test_blocking_remote_device() -> None:
 
         server = lt.run(start())
         try:
-            port = port_of(server)
+            port = server.port
             with aiokatcp.BlockingRemoteDevice.connect(
                 "127.0.0.1", port, loop_thread=lt, timeout=30
             ) as dev:

@@ -45,7 +45,7 @@ def serve() -> Iterator[Any]:
 
             server = lt.run(go(), timeout=WAIT)
             servers.append(server)
-            return server, server.sockets[0].getsockname()[1]
+            return server, server.port
 
         start.lt = lt  # type: ignore[attr-defined]
         yield start

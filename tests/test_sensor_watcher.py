@@ -25,8 +25,7 @@ from aiokatcp import (
 )
 from aiokatcp.exceptions import FailReply
 from aiokatcp.server import DeviceServer
-from helpers import ScriptedPeer
-from test_client import PeerServer
+from aiokatcp.testing import PeerServer, ScriptedPeer, client_for, running, wait_for_sensor
 
 
 class Mode(enum.Enum):
@@ -60,22 +59,14 @@ class DummyServer(DeviceServer):
 
 @pytest.fixture
 async def server() -> AsyncIterator[DummyServer]:
-    server = DummyServer()
-    await server.start()
-    yield server
-    await server.stop()
-
-
-def port_of(server: DeviceServer) -> int:
-    return server.sockets[0].getsockname()[1]
+    async with running(DummyServer()) as server:
+        yield server
 
 
 @pytest.fixture
 async def client(server: DummyServer) -> AsyncIterator[Client]:
-    client = await Client.connect("127.0.0.1", port_of(server))
-    yield client
-    client.close()
-    await client.wait_closed()
+    async with client_for(server) as client:
+        yield client
 
 
 @pytest.fixture
@@ -87,14 +78,6 @@ async def peer_mirror(peers: PeerServer) -> AsyncIterator[SensorWatcher]:
     yield mirror
     client.close()
     await client.wait_closed()
-
-
-async def wait_for_value(sensor: Sensor[Any], value: Any) -> None:
-    for _ in range(1000):
-        if sensor.value == value:
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"{sensor.name} never became {value!r} (is {sensor.value!r})")
 
 
 # -- mirroring a real server ---------------------------------------------------------------------
@@ -125,10 +108,10 @@ async def test_updates_and_synthesised_enum(server: DummyServer, client: Client)
     assert [m.katcp_value for m in mode.stype] == [b"idle", b"run-fast"]  # type: ignore[attr-defined]
     server.sensors["mode"].value = Mode.IDLE
     server.sensors["int-sensor"].set_value(42, Sensor.Status.WARN, 1700000000.0)
-    await wait_for_value(watcher.sensors["int-sensor"], 42)
+    await wait_for_sensor(watcher.sensors["int-sensor"], 42, timeout=10)
     assert watcher.sensors["int-sensor"].reading.status is Sensor.Status.WARN
     assert watcher.sensors["int-sensor"].timestamp == 1700000000.0
-    await wait_for_value(mode, mode.stype.ENUM0)  # type: ignore[attr-defined]
+    await wait_for_sensor(mode, mode.stype.ENUM0, timeout=10)  # type: ignore[attr-defined]
 
 
 async def test_interface_changed_resync(server: DummyServer, client: Client) -> None:
@@ -145,11 +128,11 @@ async def test_interface_changed_resync(server: DummyServer, client: Client) -> 
     assert "float-sensor" not in watcher.sensors
     assert watcher.sensors["new-sensor"].value == 7
     server.sensors["new-sensor"].value = 8
-    await wait_for_value(watcher.sensors["new-sensor"], 8)
+    await wait_for_sensor(watcher.sensors["new-sensor"], 8, timeout=10)
 
 
 async def test_disconnect_marks_unreachable_and_resyncs(server: DummyServer) -> None:
-    port = port_of(server)
+    port = server.port
     client = Client("127.0.0.1", port)
     watcher = SensorWatcher(client)
     client.add_sensor_watcher(watcher)  # before the client is connected
@@ -204,7 +187,7 @@ async def test_filter_rewrite_and_hook(server: DummyServer, client: Client) -> N
     assert watcher.sensors["copy1.int"].value == 3
     assert watcher.sensors["copy2.int"].value == 30
     server.sensors["int-sensor"].value = 5
-    await wait_for_value(watcher.sensors["copy2.int"], 50)
+    await wait_for_sensor(watcher.sensors["copy2.int"], 50, timeout=10)
     assert watcher.sensors["copy1.int"].value == 5
 
 
@@ -279,8 +262,8 @@ async def test_two_watchers_share_one_subscription(server: DummyServer, client: 
     client.add_sensor_watcher(w2)
     await w2.synced.wait()
     server.sensors["int-sensor"].value = 11
-    await wait_for_value(w1.sensors["int-sensor"], 11)
-    await wait_for_value(w2.sensors["copy2.int"], 110)
+    await wait_for_sensor(w1.sensors["int-sensor"], 11, timeout=10)
+    await wait_for_sensor(w2.sensors["copy2.int"], 110, timeout=10)
 
 
 async def test_unsupported_type_skipped(server: DummyServer, client: Client) -> None:
@@ -317,14 +300,6 @@ async def test_sensor_reading_and_value(server: DummyServer, client: Client) -> 
 # -- races against a scripted peer ---------------------------------------------------------------
 
 SYNC_STEPS = 6
-
-
-@pytest.fixture
-async def peers() -> AsyncIterator[PeerServer]:
-    server = PeerServer()
-    await server.start()
-    yield server
-    await server.close()
 
 
 async def serve_sync(
@@ -410,7 +385,7 @@ async def test_disconnect_at_each_sync_step(peers: PeerServer, stop_at: int) -> 
         await asyncio.sleep(30)
         assert mirror.state is SyncState.SYNCED
         await peer.send(b"#sensor-status 200.0 1 a nominal 5")
-        await wait_for_value(mirror.sensors["a"], 5)
+        await wait_for_sensor(mirror.sensors["a"], 5, timeout=10)
     finally:
         client.close()
         await client.wait_closed()
@@ -484,7 +459,7 @@ async def test_without_bulk_flag_subscribes_one_by_one(
         b"#sensor-status 6.0 1 a unknown \\@",
         b"#sensor-status 7.0 1 a nominal 10",
     )
-    await wait_for_value(mirror.sensors["a"], 10)
+    await wait_for_sensor(mirror.sensors["a"], 10, timeout=10)
     assert mirror.sensors["a"].timestamp == 7.0
 
 

@@ -13,7 +13,7 @@ from aiokatcp._version import __version__
 from aiokatcp.core import LogLevel, Message
 from aiokatcp.exceptions import FailReply, InvalidReply
 from aiokatcp.server import DeviceServer, RequestContext, request_timeout_hint
-from helpers import ScriptedPeer
+from aiokatcp.testing import ScriptedPeer, running
 
 MINOR = ".".join(__version__.split(".")[:2])
 
@@ -108,19 +108,13 @@ class DemoServer(DeviceServer):
 
 @pytest.fixture
 async def server() -> AsyncIterator[DemoServer]:
-    srv = DemoServer("127.0.0.1", 0)
-    await srv.start()
-    yield srv
-    await srv.stop()
-
-
-def port_of(server: DeviceServer) -> int:
-    return int(server.sockets[0].getsockname()[1])
+    async with running(DemoServer("127.0.0.1", 0)) as srv:
+        yield srv
 
 
 @pytest.fixture
 async def peer(server: DemoServer) -> AsyncIterator[ScriptedPeer]:
-    async with await ScriptedPeer.connect("127.0.0.1", port_of(server)) as peer:
+    async with await ScriptedPeer.connect_to(server) as peer:
         await peer.expect_connect()
         yield peer
 
@@ -133,14 +127,12 @@ class Versioned(DemoServer):
 
 @pytest.fixture
 async def versioned() -> AsyncIterator[Versioned]:
-    srv = Versioned("127.0.0.1", 0)
-    await srv.start()
-    yield srv
-    await srv.stop()
+    async with running(Versioned("127.0.0.1", 0)) as srv:
+        yield srv
 
 
 async def test_version_connect(versioned: Versioned) -> None:
-    async with await ScriptedPeer.connect("127.0.0.1", port_of(versioned)) as peer:
+    async with await ScriptedPeer.connect_to(versioned) as peer:
         await peer.expect(
             b"#version-connect katcp-protocol 5.1-MIBT",
             f"#version-connect katcp-library aiokatcp-{MINOR} aiokatcp-{__version__}".encode(),
@@ -150,7 +142,7 @@ async def test_version_connect(versioned: Versioned) -> None:
 
 
 async def test_version_list(versioned: Versioned) -> None:
-    peer = await ScriptedPeer.connect("127.0.0.1", port_of(versioned))
+    peer = await ScriptedPeer.connect_to(versioned)
     await peer.readlines(4)
     assert await peer.request(b"?version-list[2]") == [
         b"#version-list[2] katcp-protocol 5.1-MIBT",
@@ -163,7 +155,7 @@ async def test_version_list(versioned: Versioned) -> None:
 
 
 async def test_client_connected_sent_to_others(server: DemoServer, peer: ScriptedPeer) -> None:
-    async with await ScriptedPeer.connect("127.0.0.1", port_of(server)) as second:
+    async with await ScriptedPeer.connect_to(server) as second:
         await second.expect_connect()
         (line,) = await peer.expect(re.compile(rb"#client-connected \S+:\d+"))
         addr = line.split(b" ")[1]
@@ -234,13 +226,11 @@ async def test_restart_hook() -> None:
             await asyncio.sleep(1)
             self.restarted += 1
 
-    srv = Restartable("127.0.0.1", 0)
-    await srv.start()
-    async with await ScriptedPeer.connect("127.0.0.1", port_of(srv)) as peer:
-        await peer.expect_connect()
-        assert await peer.request(b"?restart") == [b"!restart ok"]
-    assert srv.restarted == 1
-    await srv.stop()
+    async with running(Restartable("127.0.0.1", 0)) as srv:
+        async with await ScriptedPeer.connect_to(srv) as peer:
+            await peer.expect_connect()
+            assert await peer.request(b"?restart") == [b"!restart ok"]
+        assert srv.restarted == 1
 
 
 async def test_request_timeout_hint(peer: ScriptedPeer) -> None:
@@ -364,13 +354,10 @@ async def test_unhandled_request_override() -> None:
             else:
                 await super().unhandled_request(ctx, req)
 
-    srv = Dynamic("127.0.0.1", 0)
-    await srv.start()
-    async with await ScriptedPeer.connect("127.0.0.1", port_of(srv)) as peer:
+    async with running(Dynamic("127.0.0.1", 0)) as srv, await ScriptedPeer.connect_to(srv) as peer:
         await peer.expect_connect()
         assert await peer.request(b"?dyn-x 1") == [b"!dyn-x ok dyn-x 1"]
         assert await peer.request(b"?other") == [b"!other invalid unknown\\_request\\_other"]
-    await srv.stop()
 
 
 def test_version_and_build_state_required() -> None:
@@ -405,7 +392,7 @@ def test_sensor_requests_inherited_from_mixin() -> None:
 
 
 async def test_mass_inform(server: DemoServer, peer: ScriptedPeer) -> None:
-    async with await ScriptedPeer.connect("127.0.0.1", port_of(server)) as second:
+    async with await ScriptedPeer.connect_to(server) as second:
         await second.expect_connect()
         await peer.expect(re.compile(rb"#client-connected .*"))
         server.mass_inform("interface-changed", "sensor-list")
@@ -432,13 +419,11 @@ async def log_server() -> AsyncIterator[Tuple[LogServer, ScriptedPeer]]:
     user_logger = logging.getLogger("demo.device")
     old_level = user_logger.level
     user_logger.setLevel(1)
-    await srv.start()
     try:
-        async with await ScriptedPeer.connect("127.0.0.1", port_of(srv)) as peer:
+        async with running(srv), await ScriptedPeer.connect_to(srv) as peer:
             await peer.expect_connect()
             yield srv, peer
     finally:
-        await srv.stop()
         logging.getLogger().removeHandler(handler)
         user_logger.setLevel(old_level)
 
@@ -481,9 +466,8 @@ async def test_log_handler_from_another_thread() -> None:
     handler = srv.LogHandler(srv)
     thread_logger = logging.getLogger("demo.thread")
     thread_logger.addHandler(handler)
-    await srv.start()
     try:
-        async with await ScriptedPeer.connect("127.0.0.1", port_of(srv), timeout=30) as peer:
+        async with running(srv), await ScriptedPeer.connect_to(srv, timeout=30) as peer:
             await peer.expect_connect()
             await asyncio.to_thread(thread_logger.error, "from a thread")
             await peer.expect(
@@ -491,7 +475,6 @@ async def test_log_handler_from_another_thread() -> None:
             )
     finally:
         thread_logger.removeHandler(handler)
-        await srv.stop()
 
 
 async def test_service_task_failure_stops_server() -> None:

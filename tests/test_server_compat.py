@@ -13,7 +13,7 @@ import pytest
 from aiokatcp import Message, Sensor
 from aiokatcp.connection import Connection
 from aiokatcp.server import DeviceServer, RequestContext, request_timeout_hint
-from helpers import ScriptedPeer
+from aiokatcp.testing import ScriptedPeer, running
 
 #: The standard requests of aiokatcp 2.3 (a device with no extras offers exactly these).
 STANDARD_23 = [
@@ -75,16 +75,14 @@ class WithExtras(Plain):
 
 
 async def connect(server: DeviceServer) -> ScriptedPeer:
-    peer = await ScriptedPeer.connect("127.0.0.1", server.port)
+    peer = await ScriptedPeer.connect_to(server)
     return peer
 
 
 @pytest.fixture
 async def plain() -> AsyncIterator[Plain]:
-    srv = Plain("127.0.0.1", 0)
-    await srv.start()
-    yield srv
-    await srv.stop()
+    async with running(Plain("127.0.0.1", 0)) as srv:
+        yield srv
 
 
 async def help_names(peer: ScriptedPeer) -> List[bytes]:
@@ -106,9 +104,7 @@ async def test_plain_device_looks_like_23(plain: Plain) -> None:
 
 
 async def test_extras_appear_when_opted_in() -> None:
-    srv = WithExtras("127.0.0.1", 0)
-    await srv.start()
-    async with await connect(srv) as peer:
+    async with running(WithExtras("127.0.0.1", 0)) as srv, await connect(srv) as peer:
         banner = await peer.readlines(3)
         assert banner[0] == b"#version-connect katcp-protocol 5.1-MIBT"
         names = await help_names(peer)
@@ -119,7 +115,6 @@ async def test_extras_appear_when_opted_in() -> None:
             b"!request-timeout-hint ok 1",
         ]
         assert await peer.request(b"?sensor-sampling-clear") == [b"!sensor-sampling-clear ok"]
-    await srv.stop()
 
 
 def test_missing_version_is_a_type_error() -> None:
@@ -154,10 +149,8 @@ async def test_make_reply_and_returned_message(plain: Plain) -> None:
 
 @pytest.mark.real_loop
 async def test_context_and_mass_inform_from_another_thread() -> None:
-    srv = Plain("127.0.0.1", 0)
-    await srv.start()
-    try:
-        async with await ScriptedPeer.connect("127.0.0.1", srv.port, timeout=30) as peer:
+    async with running(Plain("127.0.0.1", 0)) as srv:
+        async with await ScriptedPeer.connect_to(srv, timeout=30) as peer:
             await peer.readlines(3)
             await peer.send(b"?threaded[3] 2")
             assert await peer.readlines(5) == [
@@ -167,8 +160,6 @@ async def test_context_and_mass_inform_from_another_thread() -> None:
                 b"#broadcast from-thread",
                 b"!threaded[3] ok threaded",
             ]
-    finally:
-        await srv.stop()
 
 
 @pytest.mark.real_loop
@@ -176,9 +167,8 @@ async def test_sensor_set_value_from_another_thread_reaches_subscribers() -> Non
     srv = Plain("127.0.0.1", 0)
     sensor = Sensor(int, "counter", "a counter")
     srv.sensors.add(sensor)
-    await srv.start()
-    try:
-        async with await ScriptedPeer.connect("127.0.0.1", srv.port, timeout=30) as peer:
+    async with running(srv):
+        async with await ScriptedPeer.connect_to(srv, timeout=30) as peer:
             await peer.readlines(3)
             lines = await peer.request(b"?sensor-sampling counter auto")
             assert lines[-1] == b"!sensor-sampling ok counter auto"
@@ -188,8 +178,6 @@ async def test_sensor_set_value_from_another_thread_reaches_subscribers() -> Non
             thread.start()
             thread.join()
             assert await peer.readline() == b"#sensor-status 7.5 1 counter nominal 42"
-    finally:
-        await srv.stop()
 
 
 @pytest.mark.real_loop
@@ -198,9 +186,8 @@ async def test_rate_limited_sampling_with_set_value_from_another_thread() -> Non
     srv = Plain("127.0.0.1", 0)
     sensor = Sensor(int, "counter", "a counter")
     srv.sensors.add(sensor)
-    await srv.start()
-    try:
-        async with await ScriptedPeer.connect("127.0.0.1", srv.port, timeout=30) as peer:
+    async with running(srv):
+        async with await ScriptedPeer.connect_to(srv, timeout=30) as peer:
             await peer.readlines(3)
             lines = await peer.request(b"?sensor-sampling counter event-rate 0.2 1000")
             assert lines[-1] == b"!sensor-sampling ok counter event-rate 0.2 1000.0"
@@ -211,8 +198,6 @@ async def test_rate_limited_sampling_with_set_value_from_another_thread() -> Non
             thread.start()
             thread.join()
             assert await peer.readline() == b"#sensor-status 7.5 1 counter nominal 42"
-    finally:
-        await srv.stop()
 
 
 async def test_bulk_sampling_lets_other_requests_through(plain: Plain) -> None:

@@ -11,7 +11,7 @@ from typing import AsyncIterator, List, Tuple
 import pytest
 
 from aiokatcp.server import ClientConnection, DeviceServer, RequestContext
-from helpers import ScriptedPeer
+from aiokatcp.testing import ScriptedPeer, running
 
 
 class SchedServer(DeviceServer):
@@ -84,27 +84,27 @@ class SchedServer(DeviceServer):
         return sum(results)
 
 
+def sched(**kwargs: object) -> SchedServer:
+    return SchedServer("127.0.0.1", 0, **kwargs)
+
+
 async def start(**kwargs: object) -> SchedServer:
-    srv = SchedServer("127.0.0.1", 0, **kwargs)
+    """A started server, for tests that stop it themselves (else use ``running(sched())``)."""
+    srv = sched(**kwargs)
     await srv.start()
     return srv
 
 
-def port_of(server: DeviceServer) -> int:
-    return int(server.sockets[0].getsockname()[1])
-
-
 async def connect(server: DeviceServer) -> ScriptedPeer:
-    peer = await ScriptedPeer.connect("127.0.0.1", port_of(server))
+    peer = await ScriptedPeer.connect_to(server)
     await peer.expect_connect()
     return peer
 
 
 @pytest.fixture
 async def server() -> AsyncIterator[SchedServer]:
-    srv = await start()
-    yield srv
-    await srv.stop()
+    async with running(sched()) as srv:
+        yield srv
 
 
 async def test_requests_overlap_within_connection(server: SchedServer) -> None:
@@ -219,70 +219,67 @@ async def test_eager_task_factory() -> None:
 async def test_max_pending_fifo_over_all_connections() -> None:
     """Requests beyond max_pending wait in one FIFO and start as slots free."""
     loop = asyncio.get_running_loop()
-    srv = await start(max_pending=3)
-    n_conns, n_reqs = 12, 6
-    peers = [await connect(srv) for _ in range(n_conns)]
-    t0 = loop.time()
-    for c, peer in enumerate(peers):
-        await peer.send(*[b"?sleep 1 c%d %d" % (c, i) for i in range(n_reqs)])
+    async with running(sched(max_pending=3)) as srv:
+        n_conns, n_reqs = 12, 6
+        peers = [await connect(srv) for _ in range(n_conns)]
+        t0 = loop.time()
+        for c, peer in enumerate(peers):
+            await peer.send(*[b"?sleep 1 c%d %d" % (c, i) for i in range(n_reqs)])
 
-    async def collect(c: int, peer: ScriptedPeer) -> List[bytes]:
-        lines = []
-        while len(lines) < n_reqs:
-            line = await peer.readline()
-            if line.startswith(b"!"):
-                lines.append(line)
-        return lines
+        async def collect(c: int, peer: ScriptedPeer) -> List[bytes]:
+            lines = []
+            while len(lines) < n_reqs:
+                line = await peer.readline()
+                if line.startswith(b"!"):
+                    lines.append(line)
+            return lines
 
-    results = await asyncio.gather(*(collect(c, peer) for c, peer in enumerate(peers)))
-    for c, lines in enumerate(results):
-        assert lines == [b"!sleep ok c%d" % c] * n_reqs
-    assert srv.max_running == 3
-    assert loop.time() - t0 == pytest.approx(n_conns * n_reqs / 3)
-    # First come, first served: in the order they were read, which is the order sent.
-    assert srv.started == [(f"c{c}", i) for c in range(n_conns) for i in range(n_reqs)]
-    # Nobody was left paused: every connection still answers promptly.
-    for c, peer in enumerate(peers):
-        assert await peer.request(b"?echo %d" % c) == [b"!echo ok %d" % c]
-    for peer in peers:
-        await peer.close()
-    await srv.stop()
+        results = await asyncio.gather(*(collect(c, peer) for c, peer in enumerate(peers)))
+        for c, lines in enumerate(results):
+            assert lines == [b"!sleep ok c%d" % c] * n_reqs
+        assert srv.max_running == 3
+        assert loop.time() - t0 == pytest.approx(n_conns * n_reqs / 3)
+        # First come, first served: in the order they were read, which is the order sent.
+        assert srv.started == [(f"c{c}", i) for c in range(n_conns) for i in range(n_reqs)]
+        # Nobody was left paused: every connection still answers promptly.
+        for c, peer in enumerate(peers):
+            assert await peer.request(b"?echo %d" % c) == [b"!echo ok %d" % c]
+        for peer in peers:
+            await peer.close()
 
 
 async def test_max_pending_pauses_reading_but_informs_flow() -> None:
-    srv = await start(max_pending=1)
-    async with await connect(srv) as a, await connect(srv) as b:
-        await a.expect(re.compile(rb"#client-connected .*"))
-        await a.send(b"?sleep 10 a", b"?echo queued")
-        await asyncio.sleep(1)
-        assert srv.connections[1].get_extra_info("socket") is not None
-        # b's request cannot even be read while a's waits in the FIFO
-        await b.send(b"?echo b")
-        srv.mass_inform("note", "still-flowing")
-        await a.expect(b"#note still-flowing")
-        await b.expect(b"#note still-flowing")
-        async with await connect(srv) as c:  # a new connection starts paused too
+    async with running(sched(max_pending=1)) as srv:
+        async with await connect(srv) as a, await connect(srv) as b:
             await a.expect(re.compile(rb"#client-connected .*"))
-            await b.expect(re.compile(rb"#client-connected .*"))
-            await c.send(b"?echo c")
-            await asyncio.sleep(5)
-            assert srv.started == [("a", 0)]
-            await a.expect(b"!sleep ok a", b"!echo ok queued")
-            await b.expect(b"!echo ok b")
-            await c.expect(b"!echo ok c")
-    await srv.stop()
+            await a.send(b"?sleep 10 a", b"?echo queued")
+            await asyncio.sleep(1)
+            assert srv.connections[1].get_extra_info("socket") is not None
+            # b's request cannot even be read while a's waits in the FIFO
+            await b.send(b"?echo b")
+            srv.mass_inform("note", "still-flowing")
+            await a.expect(b"#note still-flowing")
+            await b.expect(b"#note still-flowing")
+            async with await connect(srv) as c:  # a new connection starts paused too
+                await a.expect(re.compile(rb"#client-connected .*"))
+                await b.expect(re.compile(rb"#client-connected .*"))
+                await c.send(b"?echo c")
+                await asyncio.sleep(5)
+                assert srv.started == [("a", 0)]
+                await a.expect(b"!sleep ok a", b"!echo ok queued")
+                await b.expect(b"!echo ok b")
+                await c.expect(b"!echo ok c")
 
 
 async def test_max_pending_inline_handlers_never_block() -> None:
-    srv = await start(max_pending=1)
-    async with await connect(srv) as a, await connect(srv) as b:
-        a.send_nowait(*[b"?echo a%d" % i for i in range(300)])
-        b.send_nowait(*[b"?echo b%d" % i for i in range(300)])
-        got_b = [line for line in await b.readlines(300)]
-        assert got_b == [b"!echo ok b%d" % i for i in range(300)]
-        lines = [line for line in await a.readlines(301) if line.startswith(b"!")]
-        assert lines == [b"!echo ok a%d" % i for i in range(300)]
-    await srv.stop()
+    async with running(sched(max_pending=1)) as srv:
+        async with await connect(srv) as a, await connect(srv) as b:
+            a.send_nowait(*[b"?echo a%d" % i for i in range(300)])
+            b.send_nowait(*[b"?echo b%d" % i for i in range(300)])
+            got_b = [line for line in await b.readlines(300)]
+            assert got_b == [b"!echo ok b%d" % i for i in range(300)]
+            lines = [line for line in await a.readlines(301) if line.startswith(b"!")]
+            assert lines == [b"!echo ok a%d" % i for i in range(300)]
 
 
 async def test_long_pipeline_in_order(server: SchedServer) -> None:
@@ -311,51 +308,47 @@ async def test_unread_replies_stop_reading(server: SchedServer) -> None:
 
 
 async def test_slow_reader_disconnected(caplog: pytest.LogCaptureFixture) -> None:
-    srv = await start(max_backlog=20_000)
-    slow = await connect(srv)
-    fast = await connect(srv)
-    await slow.expect(re.compile(rb"#client-connected .*"))
-    slow.pause_reading()
-    with caplog.at_level(logging.WARNING, "aiokatcp.server"):
-        for i in range(200):
-            srv.mass_inform("blob", b"x" * 1000, i)
-            # the fast client keeps up
-            await fast.expect(re.compile(rb"#blob x+ %d" % i))
-    assert "Disconnecting slow client" in caplog.text
-    assert [conn.is_closing() for conn in srv._connections] == [True, False]
-    # The slow client gets what was queued, then #disconnect, then EOF.
-    slow.resume_reading()
-    data = await asyncio.wait_for(slow.reader.read(), 60)
-    lines = data.splitlines()
-    assert lines[-1] == b"#disconnect client\\_too\\_slow:\\_write\\_backlog\\_exceeded"
-    assert all(line.startswith(b"#blob ") for line in lines[:-1])
-    await slow.close()
-    assert await fast.request(b"?echo still-here") == [b"!echo ok still-here"]
-    await fast.close()
-    await srv.stop()
+    async with running(sched(max_backlog=20_000)) as srv:
+        slow = await connect(srv)
+        fast = await connect(srv)
+        await slow.expect(re.compile(rb"#client-connected .*"))
+        slow.pause_reading()
+        with caplog.at_level(logging.WARNING, "aiokatcp.server"):
+            for i in range(200):
+                srv.mass_inform("blob", b"x" * 1000, i)
+                # the fast client keeps up
+                await fast.expect(re.compile(rb"#blob x+ %d" % i))
+        assert "Disconnecting slow client" in caplog.text
+        assert [conn.is_closing() for conn in srv._connections] == [True, False]
+        # The slow client gets what was queued, then #disconnect, then EOF.
+        slow.resume_reading()
+        data = await asyncio.wait_for(slow.reader.read(), 60)
+        lines = data.splitlines()
+        assert lines[-1] == b"#disconnect client\\_too\\_slow:\\_write\\_backlog\\_exceeded"
+        assert all(line.startswith(b"#blob ") for line in lines[:-1])
+        await slow.close()
+        assert await fast.request(b"?echo still-here") == [b"!echo ok still-here"]
+        await fast.close()
 
 
 async def test_burst_of_async_informs_does_not_drop_fast_client() -> None:
-    srv = await start(max_backlog=20_000)
-    async with await connect(srv) as peer:
+    async with running(sched(max_backlog=20_000)) as srv, await connect(srv) as peer:
         for i in range(40):  # 40 kB in one loop iteration, but the socket takes it
             srv.mass_inform("blob", b"x" * 1000, i)
         for i in range(40):
             await peer.expect(re.compile(rb"#blob x+ %d" % i))
         assert await peer.request(b"?echo ok") == [b"!echo ok ok"]
-    await srv.stop()
 
 
 async def test_slow_reader_that_never_reads_is_aborted() -> None:
-    srv = await start(max_backlog=20_000)
-    slow = await connect(srv)
-    slow.pause_reading()
-    for i in range(500):
-        srv.mass_inform("blob", b"x" * 1000, i)
-    await asyncio.sleep(srv.disconnect_timeout + 1)
-    assert len(srv._connections) == 0
-    await slow.close()
-    await srv.stop()
+    async with running(sched(max_backlog=20_000)) as srv:
+        slow = await connect(srv)
+        slow.pause_reading()
+        for i in range(500):
+            srv.mass_inform("blob", b"x" * 1000, i)
+        await asyncio.sleep(srv.disconnect_timeout + 1)
+        assert len(srv._connections) == 0
+        await slow.close()
 
 
 async def test_stop_cancels_in_flight() -> None:
@@ -445,7 +438,7 @@ async def test_client_disconnect_with_request_in_flight(server: SchedServer) -> 
 
 async def test_many_connections(server: SchedServer) -> None:
     # (kept small: the in-memory network's selector scans every socket on each iteration)
-    peers = [await ScriptedPeer.connect("127.0.0.1", port_of(server)) for _ in range(40)]
+    peers = [await ScriptedPeer.connect_to(server) for _ in range(40)]
     for i, peer in enumerate(peers):
         peer.send_nowait(b"?echo %d" % i)
     for i, peer in enumerate(peers):
@@ -460,10 +453,8 @@ async def test_many_connections(server: SchedServer) -> None:
 
 @pytest.mark.real_loop
 async def test_real_socket_ipv4() -> None:
-    srv = SchedServer("127.0.0.1", 0)
-    await srv.start()
-    try:
-        port = port_of(srv)
+    async with running(SchedServer("127.0.0.1", 0)) as srv:
+        port = srv.port
         assert port != 0
         async with await ScriptedPeer.connect("127.0.0.1", port, timeout=30) as peer:
             await peer.expect_connect()
@@ -472,16 +463,12 @@ async def test_real_socket_ipv4() -> None:
             assert re.fullmatch(rb"#client-list 127\.0\.0\.1:\d+", lines[0])
             await peer.send(b"?sleep 0.01 z", b"?watchdog")
             await peer.expect(b"!watchdog ok", b"!sleep ok z")
-    finally:
-        await srv.stop()
 
 
 @pytest.mark.real_loop
 async def test_real_socket_500_connections() -> None:
-    srv = SchedServer("127.0.0.1", 0)
-    await srv.start()
-    port = port_of(srv)
-    try:
+    async with running(SchedServer("127.0.0.1", 0)) as srv:
+        port = srv.port
         streams = await asyncio.gather(
             *(asyncio.open_connection("127.0.0.1", port) for _ in range(500))
         )
@@ -502,8 +489,6 @@ async def test_real_socket_500_connections() -> None:
             writer.close()
         for _, writer in streams:
             await writer.wait_closed()
-    finally:
-        await srv.stop()
 
 
 def _have_ipv6() -> bool:
@@ -518,15 +503,11 @@ def _have_ipv6() -> bool:
 @pytest.mark.real_loop
 @pytest.mark.skipif(not _have_ipv6(), reason="::1 is not available")
 async def test_real_socket_ipv6() -> None:
-    srv = SchedServer("::1", 0)
-    await srv.start()
-    try:
-        async with await ScriptedPeer.connect("::1", port_of(srv), timeout=30) as peer:
+    async with running(SchedServer("::1", 0)) as srv:
+        async with await ScriptedPeer.connect("::1", srv.port, timeout=30) as peer:
             await peer.expect_connect()
             lines = await peer.request(b"?client-list")
             assert re.fullmatch(rb"#client-list \[::1\]:\d+", lines[0])
-    finally:
-        await srv.stop()
 
 
 @pytest.mark.real_loop
@@ -534,15 +515,11 @@ async def test_real_socket_given_listening_socket() -> None:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    srv = SchedServer("ignored", 1, sock=sock)
-    await srv.start()
-    try:
-        assert port_of(srv) == port
+    async with running(SchedServer("ignored", 1, sock=sock)) as srv:
+        assert srv.port == port
         async with await ScriptedPeer.connect("127.0.0.1", port, timeout=30) as peer:
             await peer.expect_connect()
             assert await peer.request(b"?watchdog") == [b"!watchdog ok"]
-    finally:
-        await srv.stop()
 
 
 class RecordingTransport(asyncio.Transport):

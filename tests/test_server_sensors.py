@@ -21,7 +21,7 @@ from aiokatcp import Address, Timestamp
 from aiokatcp._server_sampling import StatusCache
 from aiokatcp.sensor import Reading, Sensor, SensorSampler
 from aiokatcp.server import DeviceServer
-from helpers import ScriptedPeer
+from aiokatcp.testing import ScriptedPeer, running
 
 Status = Sensor.Status
 TS = 1700000000.25
@@ -63,14 +63,12 @@ async def server() -> AsyncIterator[Server]:
     server = Server("127.0.0.1", 0)
     for sensor in make_sensors():
         server.sensors.add(sensor)
-    await server.start()
-    yield server
-    await server.stop()
+    async with running(server):
+        yield server
 
 
 async def connect(server: Server) -> ScriptedPeer:
-    port = server.sockets[0].getsockname()[1]
-    peer = await ScriptedPeer.connect("127.0.0.1", port)
+    peer = await ScriptedPeer.connect_to(server)
     await peer.expect_connect()
     return peer
 
@@ -448,15 +446,12 @@ async def test_bulk_initial_burst_not_slow_client() -> None:
     names = [f"s{i:04d}" for i in range(500)]
     for name in names:
         server.sensors.add(Sensor(int, name))
-    await server.start()
-    try:
+    async with running(server):
         peer = await connect(server)
         lines = await peer.request(b"?sensor-sampling " + ",".join(names).encode() + b" auto")
         assert len(lines) == 501
         assert lines[-1].startswith(b"!sensor-sampling ok s0000,s0001,")
         await peer.close()
-    finally:
-        await server.stop()
 
 
 async def test_bulk_yields_to_other_clients() -> None:
@@ -464,8 +459,7 @@ async def test_bulk_yields_to_other_clients() -> None:
     names = [f"s{i:05d}" for i in range(2000)]
     for name in names:
         server.sensors.add(Sensor(int, name))
-    await server.start()
-    try:
+    async with running(server):
         bulk = await connect(server)
         other = await connect(server)
         await bulk.expect(re.compile(rb"#client-connected .*"))
@@ -479,8 +473,6 @@ async def test_bulk_yields_to_other_clients() -> None:
         assert lines[-1].endswith(b" event")
         await bulk.close()
         await other.close()
-    finally:
-        await server.stop()
 
 
 async def test_disconnect_during_bulk_releases_everything() -> None:
@@ -488,8 +480,7 @@ async def test_disconnect_during_bulk_releases_everything() -> None:
     names = [f"s{i:05d}" for i in range(1000)]
     for name in names:
         server.sensors.add(Sensor(int, name))
-    await server.start()
-    try:
+    async with running(server):
         peer = await connect(server)
         await peer.send(b"?sensor-sampling " + ",".join(names).encode() + b" period 1")
         await peer.readline()  # the request is being applied
@@ -498,8 +489,6 @@ async def test_disconnect_during_bulk_releases_everything() -> None:
         assert not server._connections
         assert all(sensor._observers == () for sensor in server.sensors.values())
         await peer.close()
-    finally:
-        await server.stop()
 
 
 # -- module-level helpers -------------------------------------------------------------------
@@ -742,37 +731,36 @@ def load_example_server() -> Any:
 async def test_example_server_sensors() -> None:
     example = load_example_server()
     server = example.SignalGenerator("127.0.0.1", 0)
-    await server.start()
-    updater = asyncio.ensure_future(server.update_sensors(interval=1.0))
-    try:
-        peer = await connect(server)
-        lines = await peer.request(b"?sensor-list")
-        listed = [line.split(b" ") for line in lines if line.startswith(b"#sensor-list ")]
-        types = {words[1]: words[4] for words in listed}
-        assert set(types.values()) == {
-            b"integer",
-            b"float",
-            b"boolean",
-            b"string",
-            b"discrete",
-            b"address",
-            b"timestamp",
-        }
-        temperature = [line for line in lines if line.startswith(b"#sensor-list temperature ")]
-        assert temperature[0].endswith(b" float 10.0 50.0 0.0 70.0")
-        names = b",".join(types)
-        lines = await peer.request(b"?sensor-sampling " + names + b" auto")
-        assert lines[-1] == b"!sensor-sampling ok " + names + b" auto"
-        await asyncio.sleep(3.5)
-        lines = await peer.request(b"?sensor-value uptime")
-        values = [line for line in lines if line.startswith(b"#sensor-value")]
-        assert len(values) == 1
-        assert re.fullmatch(rb"#sensor-value \S+ 1 uptime nominal 3", values[0])
-        seen = {line.split(b" ")[3] for line in lines if line.startswith(b"#sensor-status ")}
-        assert {b"temperature", b"device-status", b"uptime", b"frequency"} <= seen
-        await peer.close()
-    finally:
-        updater.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await updater
-        await server.stop()
+    async with running(server):
+        updater = asyncio.ensure_future(server.update_sensors(interval=1.0))
+        try:
+            peer = await connect(server)
+            lines = await peer.request(b"?sensor-list")
+            listed = [line.split(b" ") for line in lines if line.startswith(b"#sensor-list ")]
+            types = {words[1]: words[4] for words in listed}
+            assert set(types.values()) == {
+                b"integer",
+                b"float",
+                b"boolean",
+                b"string",
+                b"discrete",
+                b"address",
+                b"timestamp",
+            }
+            temperature = [line for line in lines if line.startswith(b"#sensor-list temperature ")]
+            assert temperature[0].endswith(b" float 10.0 50.0 0.0 70.0")
+            names = b",".join(types)
+            lines = await peer.request(b"?sensor-sampling " + names + b" auto")
+            assert lines[-1] == b"!sensor-sampling ok " + names + b" auto"
+            await asyncio.sleep(3.5)
+            lines = await peer.request(b"?sensor-value uptime")
+            values = [line for line in lines if line.startswith(b"#sensor-value")]
+            assert len(values) == 1
+            assert re.fullmatch(rb"#sensor-value \S+ 1 uptime nominal 3", values[0])
+            seen = {line.split(b" ")[3] for line in lines if line.startswith(b"#sensor-status ")}
+            assert {b"temperature", b"device-status", b"uptime", b"frequency"} <= seen
+            await peer.close()
+        finally:
+            updater.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await updater

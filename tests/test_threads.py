@@ -156,7 +156,7 @@ def test_device_server_started_and_stopped_from_sync_code() -> None:
             return server
 
         server = lt.run(start())
-        port = server.sockets[0].getsockname()[1]
+        port = server.port
         with aiokatcp.BlockingClient("127.0.0.1", port) as client:
             reply, _ = client.request("watchdog")
             assert reply == []

@@ -19,7 +19,7 @@ import pytest
 import aiokatcp
 from aiokatcp.server import DeviceServer
 from aiokatcp.tools import katcpcmd
-from security_helpers import SecDevice, TestPKI, open_peer, port_of
+from security_helpers import SecDevice, TestPKI, open_peer
 
 #: A fixed script of request lines (standard and user requests, ids, escapes, errors).
 SCRIPT: List[bytes] = [
@@ -122,13 +122,13 @@ async def connect(port: int, **kwargs: Any) -> aiokatcp.Client:
 async def test_plain_wire_is_unchanged() -> None:
     """No ssl and no authorize override: the bytes are exactly those from before."""
     async with running(SecDevice()) as srv:
-        assert _normalise(await run_script(port_of(srv))) == BEFORE
+        assert _normalise(await run_script(srv.port)) == BEFORE
 
 
 @pytest.mark.real_loop
 async def test_tls_wire_carries_the_same_bytes(pki: TestPKI) -> None:
     async with running(SecDevice(ssl=pki.server_context())) as srv:
-        transcript = await run_script(port_of(srv), pki.client_context())
+        transcript = await run_script(srv.port, pki.client_context())
     assert _normalise(transcript) == BEFORE
 
 
@@ -138,7 +138,7 @@ async def test_tls_wire_carries_the_same_bytes(pki: TestPKI) -> None:
 @pytest.mark.real_loop
 async def test_client_over_tls(pki: TestPKI) -> None:
     async with running(SecDevice(ssl=pki.server_context())) as srv:
-        client = await connect(port_of(srv), ssl=pki.client_context(), server_hostname="localhost")
+        client = await connect(srv.port, ssl=pki.client_context(), server_hostname="localhost")
         async with client:
             assert client.ssl is not None and client.server_hostname == "localhost"
             reply, informs = await client.request("echo", "x y")
@@ -149,7 +149,7 @@ async def test_client_over_tls(pki: TestPKI) -> None:
 @pytest.mark.real_loop
 async def test_plain_server_reports_plain_connection() -> None:
     async with running(SecDevice()) as srv:
-        async with await connect(port_of(srv)) as client:
+        async with await connect(srv.port) as client:
             assert await client.request("whoami") == ([b"plain", b"anonymous"], [])
 
 
@@ -158,10 +158,10 @@ async def test_wrong_ca_is_refused(pki: TestPKI) -> None:
     async with running(SecDevice(ssl=pki.server_context())) as srv:
         with pytest.raises(ssl.SSLCertVerificationError):
             await connect(
-                port_of(srv), auto_reconnect=False, ssl=pki.client_context(trust_other_ca=True)
+                srv.port, auto_reconnect=False, ssl=pki.client_context(trust_other_ca=True)
             )
         # The server is unharmed.
-        async with await connect(port_of(srv), ssl=pki.client_context()) as client:
+        async with await connect(srv.port, ssl=pki.client_context()) as client:
             await client.request("watchdog")
 
 
@@ -170,7 +170,7 @@ async def test_wrong_hostname_is_refused(pki: TestPKI) -> None:
     async with running(SecDevice(ssl=pki.server_context())) as srv:
         with pytest.raises(ssl.SSLCertVerificationError, match="match"):
             await connect(
-                port_of(srv),
+                srv.port,
                 auto_reconnect=False,
                 ssl=pki.client_context(),
                 server_hostname="device.example.org",
@@ -185,7 +185,7 @@ def test_server_hostname_needs_ssl() -> None:
 @pytest.mark.real_loop
 async def test_plain_text_client_gets_nothing_from_a_tls_server(pki: TestPKI) -> None:
     async with running(SecDevice(ssl=pki.server_context())) as srv:
-        peer = await open_peer(port_of(srv))
+        peer = await open_peer(srv.port)
         try:
             await peer.send(b"?watchdog")
             # The server's TLS layer rejects the bytes and closes: no KATCP line comes back.
@@ -193,7 +193,7 @@ async def test_plain_text_client_gets_nothing_from_a_tls_server(pki: TestPKI) ->
             assert b"#version-connect" not in rest and b"!watchdog" not in rest
         finally:
             await peer.close()
-        async with await connect(port_of(srv), ssl=pki.client_context()) as client:
+        async with await connect(srv.port, ssl=pki.client_context()) as client:
             await client.request("watchdog")
 
 
@@ -221,7 +221,7 @@ async def _refused(port: int, ctx: ssl.SSLContext) -> None:
 @pytest.mark.real_loop
 async def test_client_certificate_required(pki: TestPKI) -> None:
     async with running(SecDevice(ssl=pki.server_context(require_client_cert=True))) as srv:
-        port = port_of(srv)
+        port = srv.port
         await _refused(port, pki.client_context())  # no certificate
         await _refused(port, pki.foreign_client_context("mallory"))  # signed by another CA
         async with await connect(port, ssl=pki.client_context(common_name="alice")) as client:
@@ -236,7 +236,7 @@ async def test_reconnect_keeps_tls(pki: TestPKI) -> None:
     ctx = pki.server_context(require_client_cert=True)
     srv = SecDevice(ssl=ctx)
     async with running(srv):
-        port = port_of(srv)
+        port = srv.port
         client = await connect(port, ssl=pki.client_context(common_name="bob"))
     try:
         # The server went away; a new one (TLS only, client certificates required)
@@ -273,7 +273,7 @@ def pem_files(pki: TestPKI, tmp_path_factory: pytest.TempPathFactory) -> Dict[st
 @pytest.mark.real_loop
 async def test_katcpcmd_tls(pki: TestPKI, pem_files: Dict[str, str]) -> None:
     async with running(SecDevice(ssl=pki.server_context(require_client_cert=True))) as srv:
-        address = f"127.0.0.1:{port_of(srv)}"
+        address = f"127.0.0.1:{srv.port}"
         status, out = await _katcpcmd(
             ["--cafile", pem_files["ca"], "--cert", pem_files["cert"], address, "whoami"]
         )
@@ -286,7 +286,7 @@ async def test_katcpcmd_wrong_ca(
     pki: TestPKI, pem_files: Dict[str, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
     async with running(SecDevice(ssl=pki.server_context())) as srv:
-        address = f"127.0.0.1:{port_of(srv)}"
+        address = f"127.0.0.1:{srv.port}"
         status, _ = await _katcpcmd(["--cafile", pem_files["other"], address, "watchdog"])
         assert status == katcpcmd.EXIT_CONNECTION
         assert "certificate verify failed" in capsys.readouterr().err
@@ -295,7 +295,7 @@ async def test_katcpcmd_wrong_ca(
 @pytest.mark.real_loop
 async def test_katcpcmd_insecure_warns(pki: TestPKI, capsys: pytest.CaptureFixture[str]) -> None:
     async with running(SecDevice(ssl=pki.server_context())) as srv:
-        address = f"127.0.0.1:{port_of(srv)}"
+        address = f"127.0.0.1:{srv.port}"
         status, out = await _katcpcmd(["--insecure", address, "whoami"])
         assert status == katcpcmd.EXIT_OK
         assert re.fullmatch(r"!whoami(\[\d+\])? ok tls anonymous\n", out)
@@ -317,11 +317,11 @@ async def test_katcpcmd_missing_cert_file(capsys: pytest.CaptureFixture[str]) ->
 async def test_tls_close_is_quiet(pki: TestPKI, caplog: pytest.LogCaptureFixture) -> None:
     """A TLS peer closing is an ordinary close (no asyncio half-close warning)."""
     async with running(SecDevice(ssl=pki.server_context())) as srv:
-        peer = await open_peer(port_of(srv), pki.client_context())
+        peer = await open_peer(srv.port, pki.client_context())
         await peer.expect_connect()
         assert await peer.request(b"?watchdog") == [b"!watchdog ok"]
         await peer.close()
-        async with await connect(port_of(srv), ssl=pki.client_context()) as client:
+        async with await connect(srv.port, ssl=pki.client_context()) as client:
             await client.request("watchdog")
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.text
 
@@ -332,6 +332,6 @@ async def test_katcpcmd_tls_uses_system_cas(
 ) -> None:
     """``--tls`` alone verifies against the system's CAs, which do not know the test CA."""
     async with running(SecDevice(ssl=pki.server_context())) as srv:
-        status, _ = await _katcpcmd(["--tls", f"127.0.0.1:{port_of(srv)}", "watchdog"])
+        status, _ = await _katcpcmd(["--tls", f"127.0.0.1:{srv.port}", "watchdog"])
         assert status == katcpcmd.EXIT_CONNECTION
         assert "certificate verify failed" in capsys.readouterr().err
