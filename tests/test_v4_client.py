@@ -17,7 +17,7 @@ from typing import AsyncIterator, Dict, List
 import pytest
 
 from aiokatcp import Client, ProtocolError, ProtocolFlags, Sensor, SensorWatcher, Timestamp
-from aiokatcp._dialect import VersionInfo
+from aiokatcp.protocol import VersionInfo
 from aiokatcp.testing import PeerServer, ScriptedPeer
 
 TS = 1700000000.25

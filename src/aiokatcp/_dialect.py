@@ -341,10 +341,13 @@ def v4_connect_informs(version: str, build_state: str) -> List[Message]:
 
 
 class VersionInfo(NamedTuple):
-    """One version row a device announced."""
+    """One version row a device announced (see :attr:`aiokatcp.client.Client.versions`)."""
 
     version: str
     build_state: Optional[str] = None
+
+
+VersionInfo.__module__ = "aiokatcp.protocol"
 
 
 class DetectResult(enum.Enum):
