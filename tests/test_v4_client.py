@@ -286,3 +286,25 @@ async def test_silent_device_requests_at_once(peers: PeerServer, client: Client)
     await peer.send(b"!sensor-sampling ok temp period 200")
     await task
     assert client.protocol_version == (4, 0)
+
+
+async def test_versions_of_a_v5_device(peers: PeerServer, client: Client) -> None:
+    peer = await peers.accept(greeting=None)
+    await peer.send(
+        b"#version-connect katcp-protocol 5.1-MIB",
+        b"#version-connect katcp-library aiokatcp-2.4 aiokatcp-2.4.0",
+        b"#version-connect katcp-device dev-1.0 dev-1.0.3",
+        b"#version-connect firmware fw-7",
+    )
+    await client.wait_connected()
+    task = asyncio.create_task(client.request("watchdog"))
+    await peer.expect(b"?watchdog[1]")
+    await peer.send(b"!watchdog[1] ok")
+    await task
+    assert client.versions == {
+        "katcp-protocol": VersionInfo("5.1-MIB"),
+        "katcp-library": VersionInfo("aiokatcp-2.4", "aiokatcp-2.4.0"),
+        "katcp-device": VersionInfo("dev-1.0", "dev-1.0.3"),
+        "firmware": VersionInfo("fw-7"),
+    }
+    assert client.protocol == ProtocolFlags(5, 1, "MIB") and client.convert_seconds(1.5) == 1.5
