@@ -16,7 +16,17 @@ from typing import AsyncIterator, Dict, List
 
 import pytest
 
-from aiokatcp import Client, ProtocolError, ProtocolFlags, Sensor, SensorWatcher, Timestamp
+from aiokatcp import (
+    BlockingClient,
+    Client,
+    DeviceServer,
+    LoopThread,
+    ProtocolError,
+    ProtocolFlags,
+    Sensor,
+    SensorWatcher,
+    Timestamp,
+)
 from aiokatcp.protocol import VersionInfo
 from aiokatcp.testing import PeerServer, ScriptedPeer
 
@@ -308,3 +318,35 @@ async def test_versions_of_a_v5_device(peers: PeerServer, client: Client) -> Non
         "firmware": VersionInfo("fw-7"),
     }
     assert client.protocol == ProtocolFlags(5, 1, "MIB") and client.convert_seconds(1.5) == 1.5
+
+
+def test_blocking_client_against_a_v4_device() -> None:
+    """katcp-python's BlockingClient users get ``protocol`` and ``convert_seconds`` too."""
+
+    class Board(DeviceServer):
+        VERSION = "board-1.0"
+        BUILD_STATE = "board-1.0.0"
+        PROTOCOL_INFO = ProtocolFlags(4, 0, "M")
+
+        def __init__(self) -> None:
+            super().__init__("127.0.0.1", 0)
+            sensor = Sensor(float, "temp", "Temperature", "degC")
+            sensor.set_value(21.5, timestamp=TS)
+            self.sensors.add(sensor)
+
+    async def start() -> Board:
+        board = Board()
+        await board.start()
+        return board
+
+    with LoopThread() as lt:
+        board = lt.run(start())
+        with BlockingClient("127.0.0.1", board.port, auto_reconnect=False) as client:
+            client.wait_connected(5)
+            assert client.protocol == ProtocolFlags(4, 0)
+            assert client.convert_seconds(1.5) == 1500.0
+            reading = client.sensor_reading("temp")
+            assert (reading.timestamp, reading.value) == (TS, 21.5)
+            reply, _ = client.request("sensor-sampling", "temp", "period", 0.25)
+            assert reply == [b"temp", b"period", b"0.25"]  # 250 ms on the wire
+        lt.run(board.stop())
