@@ -656,7 +656,12 @@ class Client(metaclass=ClientMeta):
         ValueError
             if the reply cannot be decoded
         """
-        if sensor_type is None:
+        if sensor_type is None and self._times is not None:
+            # v4: the listing must arrive first, as it says whether the value is a time.
+            _, list_informs = await self.request("sensor-list", sensor_name)
+            sensor_type = value_type(list_informs, sensor_name)
+            _, value_informs = await self.request("sensor-value", sensor_name)
+        elif sensor_type is None:
             results = await asyncio.gather(
                 self.request("sensor-list", sensor_name),
                 self.request("sensor-value", sensor_name),
