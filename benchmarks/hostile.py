@@ -17,6 +17,10 @@ aiokatcp 2.3.0 with ``/work/ref/venv-aiokatcp23/bin/python benchmarks/hostile.py
 ``trickle``
     One 15 MiB line sent in 1 KiB pieces (``--quick``: 4 MiB), then ``?watchdog``. Target:
     under 2 s of server CPU for the line.
+``unfinished``
+    Eight clients each send 15 MiB of one line that never ends (``--quick``: four clients
+    of 8 MiB). Figure: server RSS growth and how many of the
+    connections the server dropped (the server-wide input bound, 64 MiB by default).
 ``regex``
     One client sends ``?sensor-list /(.|.)*!/`` (20 sensors with 20-character names) and
     another, right after, ``?watchdog``. Target: the watchdog reply within 100 ms.
@@ -242,6 +246,51 @@ def trickle(quick: bool) -> Dict[str, Any]:
         server.close()
 
 
+def unfinished(quick: bool) -> Dict[str, Any]:
+    server = ServerProcess()
+    count, size = (4, 8 * MIB) if quick else (8, 15 * MIB)
+    socks: List[socket.socket] = []
+    dropped = set()
+    peak = server.rss()
+    try:
+        for i in range(count):
+            sock = server.connect()
+            socks.append(sock)
+            read_until(sock, b"katcp-device")
+            sock.settimeout(30)
+            try:
+                sock.sendall(b"?watchdog " + b"u" * size)
+            except OSError:
+                dropped.add(i)
+            peak = max(peak, server.rss())
+        for _ in range(8):  # let the server catch up with what was sent
+            time.sleep(0.25)
+            peak = max(peak, server.rss())
+        for i, sock in enumerate(socks):
+            sock.settimeout(0.5)
+            try:
+                data = sock.recv(1 << 20)
+                while data and b"#disconnect" not in data:
+                    data += sock.recv(1 << 20)
+                if b"#disconnect" in data or not data:
+                    dropped.add(i)
+            except OSError:
+                pass
+        growth = round((peak - server.baseline) / MIB, 1)
+        return {
+            "clients": count,
+            "line_mib": size // MIB,
+            "peak_growth_mib": growth,
+            "dropped_by_server": len(dropped),
+            "target": "growth near the 64 MiB bound, not clients x line",
+            "met": growth < 64 + 2 * size / MIB,
+        }
+    finally:
+        for sock in socks:
+            sock.close()
+        server.close()
+
+
 def regex(quick: bool) -> Dict[str, Any]:
     server = ServerProcess()
     try:
@@ -272,6 +321,7 @@ SCENARIOS: Dict[str, Callable[[bool], Dict[str, Any]]] = {
     "lagging": lagging,
     "garbage": garbage,
     "trickle": trickle,
+    "unfinished": unfinished,
     "regex": regex,
 }
 

@@ -109,7 +109,9 @@ class MessageParser:
             try:
                 msg = _parse_line(line)
             except KatcpSyntaxError as exc:
-                append(exc)
+                # (Without its traceback: it would keep the parsing frames alive, and
+                # a chunk of garbage yields one error per line.)
+                append(exc.with_traceback(None))
             else:
                 if msg is not None:
                     append(msg)

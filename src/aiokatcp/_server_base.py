@@ -18,6 +18,7 @@ import logging
 import socket
 import ssl as _ssl
 import threading
+from collections import Counter
 from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 from ._codec import DEFAULT_LIMIT
@@ -29,7 +30,10 @@ from ._server_sampling import StatusCache
 from ._server_sched import RequestContext, RequestScheduler
 from ._values import LogLevel, Timestamp
 
-__all__ = ["ServerBase", "ServerLogHandler"]
+__all__ = ["DEFAULT_MAX_INPUT_BUFFERED", "ServerBase", "ServerLogHandler"]
+
+#: Default server-wide bound on bytes held in unfinished input lines (all connections).
+DEFAULT_MAX_INPUT_BUFFERED = 64 * 1024 * 1024
 
 logger = logging.getLogger("aiokatcp.server")
 
@@ -62,19 +66,34 @@ class ServerBase:
         loop: Optional[asyncio.AbstractEventLoop] = None,
         sock: Optional[socket.socket] = None,
         ssl: Optional[_ssl.SSLContext] = None,
+        max_connections: Optional[int] = None,
+        max_input_buffered: int = DEFAULT_MAX_INPUT_BUFFERED,
+        idle_timeout: Optional[float] = None,
     ) -> None:
         if max_pending < 1:
             raise ValueError("max_pending must be at least 1")
+        if max_connections is not None and max_connections < 1:
+            raise ValueError("max_connections must be at least 1")
+        if idle_timeout is not None and not idle_timeout > 0:
+            raise ValueError("idle_timeout must be positive")
         self.host = host
         self._port = port
         self.limit = limit
         self.max_pending = max_pending
         self.max_backlog = 2 * limit if max_backlog is None else max_backlog
+        self.max_connections = max_connections
+        self.max_input_buffered = max_input_buffered
+        self.idle_timeout = idle_timeout
+        #: Clients disconnected by each limit: "slow" (``max_backlog``), "input"
+        #: (``max_input_buffered``), "connections" (``max_connections``), "idle".
+        self.disconnect_counts: Dict[str, int] = Counter()
         protocol = self._protocol
         # The dialect at the wire (KATCP v4, no message ids); None/False for plain v5.
         self._millis = protocol if uses_milliseconds(protocol) else None
         self._translate_requests = self._millis is not None or not protocol.message_ids
         self.status_cache = StatusCache(self._millis)
+        self._input_total = 0
+        self._idle_handle: Optional[asyncio.TimerHandle] = None
         self._loop = loop
         self._sock = sock
         self._ssl = ssl
@@ -209,6 +228,8 @@ class ServerBase:
             self._server = await loop.create_server(
                 factory, self.host, self._port, backlog=self.backlog, ssl=self._ssl
             )
+        if self.idle_timeout is not None:
+            self._idle_handle = loop.call_later(self._idle_interval(), self._idle_sweep)
 
     async def stop(self, cancel: bool = True) -> None:
         """Shut down (see :meth:`halt`) and wait for it (see :meth:`join`).
@@ -238,6 +259,9 @@ class ServerBase:
 
     async def _halt(self, cancel: bool) -> None:
         me = asyncio.current_task()
+        if self._idle_handle is not None:
+            self._idle_handle.cancel()
+            self._idle_handle = None
         try:
             if self._server is not None:
                 self._server.close()
@@ -331,6 +355,14 @@ class ServerBase:
             conn.write_message(Message.inform("disconnect", "server shutting down"))
             conn.close()
             return
+        max_connections = self.max_connections
+        if max_connections is not None and len(self._connections) >= max_connections:
+            self.disconnect_counts["connections"] += 1
+            conn.drop(
+                f"too many connections (max_connections is {max_connections})",
+                f"Refusing client: {max_connections} connections already (max_connections)",
+            )
+            return
         conn.write_messages(self._connect_informs())
         if self._connections:
             if not self._new_clients:
@@ -360,6 +392,42 @@ class ServerBase:
             conn.logger.info("Connection closed")
         self._connections.pop(conn, None)
         self._scheduler.discard(conn)
+
+    def _input_changed(self, conn: ClientConnection, delta: int) -> None:
+        """Account a change of `conn`'s unfinished input; enforce ``max_input_buffered``."""
+        total = self._input_total + delta
+        self._input_total = total
+        if delta > 0 and total > self.max_input_buffered:
+            victim = max(self._connections, key=lambda c: c.buffered, default=conn)
+            held = victim.buffered
+            self.disconnect_counts["input"] += 1
+            victim.drop(
+                "too much unfinished input: server-wide input bound exceeded",
+                f"Disconnecting the client holding the most unfinished input ({held} bytes): "
+                f"the server holds {total} bytes, over max_input_buffered "
+                f"({self.max_input_buffered})",
+            )
+
+    def _idle_interval(self) -> float:
+        assert self.idle_timeout is not None
+        return max(self.idle_timeout / 4, 0.001)
+
+    def _idle_sweep(self) -> None:
+        """Drop the clients idle for ``idle_timeout`` (one timer for the whole server)."""
+        timeout = self.idle_timeout
+        if timeout is None or self._halting:
+            self._idle_handle = None
+            return
+        loop = self.loop
+        now = loop.time()
+        for conn in list(self._connections):
+            if not conn.inflight and now - conn.last_input >= timeout and not conn.dropping:
+                self.disconnect_counts["idle"] += 1
+                conn.drop(
+                    f"idle timeout: nothing received for {timeout:g} s",
+                    f"Disconnecting idle client (nothing received for {timeout:g} s)",
+                )
+        self._idle_handle = loop.call_later(self._idle_interval(), self._idle_sweep)
 
     def _eof_received(self, conn: ClientConnection) -> bool:
         # Answer what the client already sent, then close.

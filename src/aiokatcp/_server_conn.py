@@ -11,6 +11,14 @@ the client's sensor sampling (:class:`~aiokatcp._server_sampling.ClientSampling`
 and decides when the connection is read: not while the server's request
 FIFO is in use, nor while the client does not take its replies.
 
+Every byte written to the client goes through :meth:`ClientConnection._write`,
+which writes the client's coalesced sensor reports first (so nothing
+overtakes them) and then applies the slow-client rule to the whole backlog
+(unsent bytes, corked bytes and coalesced reports), replies and ``#log``
+included. The connection also reports changes of its unfinished input to
+the server (the server-wide input bound) and when it last received data
+(the idle timeout).
+
 The server is reached only through the :class:`ServerOwner` protocol.
 """
 
@@ -18,7 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from typing import Any, Optional, Protocol
+from typing import Any, Dict, Optional, Protocol
 
 from ._message import Message
 from ._sampling import SensorSampler
@@ -35,6 +43,9 @@ class ServerOwner(ConnectionOwner, Protocol):
     max_backlog: int
     disconnect_timeout: float
     status_cache: StatusCache
+    disconnect_counts: Dict[str, int]
+
+    def _input_changed(self, conn: Any, delta: int) -> None: ...  # pragma: no cover
 
 
 class ClientConnection(Connection):
@@ -53,6 +64,8 @@ class ClientConnection(Connection):
         The client's sensor sampling.
     inflight : int
         Requests of this client in progress.
+    last_input : float
+        Loop time at which data last arrived from the client (or it connected).
     """
 
     __module__ = "aiokatcp.server"
@@ -69,15 +82,42 @@ class ClientConnection(Connection):
         self._eof = False
         self._dropping = False
         self._abort_handle: Optional[asyncio.TimerHandle] = None
+        self.last_input = 0.0
+        self._high_water = 0
+        self._reported_input = 0  # unfinished input last reported to the server
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.loop = asyncio.get_running_loop()
+        self.loop = loop = asyncio.get_running_loop()
         self.thread_id = threading.get_ident()
+        self.last_input = loop.time()
+        # Until the transport pauses writing, it holds at most its high-water mark.
+        try:
+            self._high_water = int(transport.get_write_buffer_limits()[1])  # type: ignore[attr-defined]
+        except (AttributeError, TypeError, ValueError, IndexError, NotImplementedError):
+            self._high_water = 0
         super().connection_made(transport)
+
+    def data_received(self, data: bytes) -> None:
+        loop = self.loop
+        if loop is not None:
+            self.last_input = loop.time()
+        super().data_received(data)
+        now = self.buffered
+        delta = now - self._reported_input
+        if delta:
+            self._reported_input = now
+            self.owner._input_changed(self, delta)
+
+    def discard_input(self) -> None:
+        super().discard_input()
+        held = self._reported_input
+        if held:
+            self._reported_input = 0
+            self.owner._input_changed(self, -held)
 
     @property
     def dropping(self) -> bool:
-        """Whether the client is being disconnected for being too slow."""
+        """Whether the client is being disconnected by a limit (see :meth:`drop`)."""
         return self._dropping
 
     # -- reading ---------------------------------------------------------------------------
@@ -101,6 +141,8 @@ class ClientConnection(Connection):
     def resume_writing(self) -> None:
         super().resume_writing()
         self._update_reading()
+        if self.sampling.pending and not self._write_paused:
+            self._write(b"")  # writes the coalesced sensor reports
 
     def request_started(self) -> None:
         """Count a request of this client in progress."""
@@ -118,36 +160,70 @@ class ClientConnection(Connection):
         if not self.inflight:
             self.close()
 
-    # -- asynchronous writes ---------------------------------------------------------------
+    # -- writes ------------------------------------------------------------------------------
+
+    def _write(self, data: bytes) -> None:
+        # The one path of every write to the client (replies, informs, #log).
+        sampling = self.sampling
+        if sampling.pending:
+            # Coalesced sensor reports go first: nothing may overtake them.
+            pending = sampling.take_pending()
+            super()._write(pending + data if data else pending)
+        elif data:
+            super()._write(data)
+        # (Cheap test first: unpaused, the transport holds at most its high-water mark.)
+        if self._write_paused or self._corked_size + self._high_water > self.owner.max_backlog:
+            self.check_backlog()
+
+    def check_backlog(self) -> None:
+        """Drop the client if its backlog (unsent, corked, coalesced) exceeds ``max_backlog``.
+
+        While one of its ``?sensor-sampling`` requests runs the client is
+        not judged (the burst is its own doing and the request drains it).
+        """
+        if self._dropping or self.sampling.requests:
+            return
+        max_backlog = self.owner.max_backlog
+        backlog = self.get_write_buffer_size() + self.sampling.pending_size
+        if backlog > max_backlog:
+            if self._corked and not self._cork_depth:
+                # Part of it is only gathered for this loop iteration's write: hand it to
+                # the socket first, and judge the client on what it has not taken.
+                self._flush()
+                backlog = self.get_write_buffer_size() + self.sampling.pending_size
+            if backlog > max_backlog and not self.is_closing():
+                self.owner.disconnect_counts["slow"] += 1
+                self.drop(
+                    "client too slow: write backlog exceeded",
+                    f"Disconnecting slow client: {backlog} bytes unsent exceeds "
+                    f"max_backlog ({max_backlog})",
+                )
 
     def write_async_bytes(self, data: bytes) -> None:
         """Write pre-encoded asynchronous messages, dropping the client if it is too slow."""
         if self._dropping or self.is_closing():
             return  # nobody to tell: an asynchronous message is not worth a warning
         self._write(data)
-        max_backlog = self.owner.max_backlog
-        backlog = self.get_write_buffer_size()
-        if backlog > max_backlog:
-            if self._corked and not self._cork_depth:
-                # Part of it is only gathered for this loop iteration's write: hand it to
-                # the socket first, and judge the client on what it has not taken.
-                self._flush()
-                backlog = self.get_write_buffer_size()
-            if backlog > max_backlog:
-                self._drop_slow_client(backlog)
 
     def write_async_message(self, msg: Message) -> None:
         """Write one asynchronous message (see :meth:`write_async_bytes`)."""
         self.write_async_bytes(bytes(msg))
 
-    def _drop_slow_client(self, backlog: int) -> None:
+    def drop(self, reason: str, log_text: str) -> None:
+        """Disconnect the client: log `log_text`, send ``#disconnect`` `reason`, close.
+
+        Nothing more is read from it or queued for it (its coalesced
+        reports and unfinished input are discarded), and if it does not
+        take the goodbye within the server's ``disconnect_timeout`` the
+        connection is aborted.
+        """
+        if self._dropping:
+            return
         self._dropping = True
-        self.logger.warning(
-            "Disconnecting slow client: %d bytes unsent exceeds max_backlog (%d)",
-            backlog,
-            self.owner.max_backlog,
-        )
-        self.write_message(Message.inform("disconnect", "client too slow: write backlog exceeded"))
+        self.logger.warning("%s", log_text)
+        self.sampling.take_pending()
+        self.discard_input()
+        self.write_message(Message.inform("disconnect", reason))
         self.close()
         # If it still does not read, do not wait for ever for the goodbye to be delivered.
         loop = asyncio.get_running_loop()
@@ -157,7 +233,9 @@ class ClientConnection(Connection):
         if self._abort_handle is not None:
             self._abort_handle.cancel()
             self._abort_handle = None
+        self.discard_input()  # (gives its share of the server-wide input bound back)
         super().connection_lost(exc)
+        self.sampling.take_pending()
         self.sampling.close_all()
 
     # -- sensor sampling: the aiokatcp 2.x names -------------------------------------------

@@ -14,7 +14,15 @@ depend on the connection or server modules. Rules:
   write per loop iteration;
 * while one of the client's own ``?sensor-sampling`` requests runs, reports
   are not subject to the slow-client limit (the burst is the client's own
-  doing, and the request drains it as it goes).
+  doing, and the request drains it as it goes);
+* while the client's output is backed up (the transport paused writing),
+  reports are *coalesced*: they are held, one per sensor, and a newer
+  report of a sensor replaces the held one and moves to the end, so what
+  the client eventually gets is its report stream with superseded readings
+  left out (nothing reordered). The connection writes the held reports
+  when writing resumes and before anything else it writes (a reply must
+  not overtake them), so memory per client is bounded by its sensors
+  times their reading size.
 
 :func:`status_args` is the server's one formatter of sensor readings on the
 wire (``#sensor-status`` and ``#sensor-value``).
@@ -119,6 +127,11 @@ class ThreadSafeLoop:
 class SamplingSink(Protocol):
     """What a client's sampling needs of its connection."""
 
+    @property
+    def write_paused(self) -> bool: ...  # pragma: no cover
+
+    def check_backlog(self) -> None: ...  # pragma: no cover
+
     def write_bytes(self, data: bytes) -> None: ...  # pragma: no cover
 
     def write_async_bytes(self, data: bytes) -> None: ...  # pragma: no cover
@@ -146,13 +159,29 @@ class ClientSampling:
         Serialises the client's ``?sensor-sampling`` requests.
     requests : int
         How many of the client's ``?sensor-sampling`` requests are in progress.
+    pending : dict
+        The coalesced reports held while the client's output is backed up
+        (sensor to ``#sensor-status`` bytes, oldest first).
+    pending_size : int
+        Total bytes of :attr:`pending`.
     """
 
-    __slots__ = ("_cache", "_lock", "_sampler_loop", "observer", "requests", "samplers")
+    __slots__ = (
+        "_cache",
+        "_lock",
+        "_sampler_loop",
+        "observer",
+        "pending",
+        "pending_size",
+        "requests",
+        "samplers",
+    )
 
     def __init__(self, sink: SamplingSink, cache: StatusCache) -> None:
         self.samplers: Dict[Sensor[Any], SensorSampler[Any]] = {}
         self.requests = 0
+        self.pending: Dict[Sensor[Any], bytes] = {}
+        self.pending_size = 0
         self._lock: Optional[asyncio.Lock] = None
         self._sampler_loop: Optional[ThreadSafeLoop] = None
         self._cache = cache
@@ -201,10 +230,28 @@ class ClientSampling:
                 loop.call_soon(flush)
             if self.requests:
                 sink.write_bytes(data)
+            elif self.pending or sink.write_paused:
+                pending = self.pending
+                old = pending.pop(sensor, None)
+                if old is not None:
+                    self.pending_size -= len(old)
+                pending[sensor] = data
+                self.pending_size += len(data)
+                sink.check_backlog()
             else:
                 sink.write_async_bytes(data)
 
         return observer
+
+    def take_pending(self) -> bytes:
+        """Remove and return the coalesced reports, oldest first (empty if none)."""
+        pending = self.pending
+        if not pending:
+            return b""
+        data = b"".join(pending.values())
+        pending.clear()
+        self.pending_size = 0
+        return data
 
     def get(self, sensor: Sensor[Any]) -> Optional[SensorSampler[Any]]:
         """The client's sampler of `sensor`, if any."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any, Dict, List, Optional, Tuple
 
 from ._pattern import compile_sensor_pattern
-from ._sampling import SensorSampler, StrategySpec, resolve_strategy
+from ._sampling import DEFAULT_MIN_INTERVAL, SensorSampler, StrategySpec, resolve_strategy
 from .exceptions import FailReply
 from .sensor import Sensor, SensorSet
 
@@ -46,7 +46,11 @@ def select_sensors(sensors: SensorSet, name: Optional[str]) -> List[Sensor[Any]]
 
 
 def resolve_sampling(
-    sensors: SensorSet, names: List[str], strategy: SensorSampler.Strategy, args: Tuple[bytes, ...]
+    sensors: SensorSet,
+    names: List[str],
+    strategy: SensorSampler.Strategy,
+    args: Tuple[bytes, ...],
+    min_interval: float = DEFAULT_MIN_INTERVAL,
 ) -> Tuple[List[Sensor[Any]], List[_Resolved]]:
     """Look up every sensor and validate the strategy for each (no side effects).
 
@@ -90,7 +94,7 @@ def resolve_sampling(
                 key, resolved = None, None
             if resolved is None:
                 try:
-                    resolved = resolve_strategy(sensor, strategy, args)
+                    resolved = resolve_strategy(sensor, strategy, args, min_interval=min_interval)
                 except (ValueError, TypeError) as exc:
                     raise FailReply(str(exc)) from None
                 if key is not None:

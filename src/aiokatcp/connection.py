@@ -117,6 +117,13 @@ _CORK_FLUSH = 65536
 _BUFFER_SIZE = 256 * 1024
 #: Size of a private receive buffer, used only while the shared one is lent out.
 _PRIVATE_BUFFER_SIZE = 64 * 1024
+#: Input is parsed and dispatched in pieces of at most this size, so that the results of
+#: one read (one object per line: up to one per 2 bytes of garbage) stay few.
+_FEED_CHUNK = 16 * 1024
+#: Malformed lines reported (logged, and ``#log`` on the server) per connection per window.
+_SYNTAX_REPORT_BURST = 10
+#: Length in seconds of the window of :data:`_SYNTAX_REPORT_BURST`.
+_SYNTAX_REPORT_WINDOW = 1.0
 
 
 class _SharedBuffer(threading.local):
@@ -204,6 +211,11 @@ class Connection(asyncio.BufferedProtocol):
         self._private: Optional[memoryview] = None  # receive buffer, if not the shared one
         self._flush_scheduled = False
         self._lost_exc: Optional[Exception] = None
+        self._discarding = False
+        # Rate limit of malformed-line reports: start of the window, reports in it, suppressed.
+        self._syntax_window = -_SYNTAX_REPORT_WINDOW
+        self._syntax_reported = 0
+        self._syntax_suppressed = 0
 
     # -- asyncio protocol callbacks ---------------------------------------------------------
 
@@ -235,12 +247,26 @@ class Connection(asyncio.BufferedProtocol):
 
     def data_received(self, data: bytes) -> None:
         """Parse a chunk of input and hand the messages to the owner."""
-        results = self._parser.feed(data)
-        if results:
-            self._dispatch(results)
+        if self._discarding:
+            return
+        if len(data) <= _FEED_CHUNK:
+            results = self._parser.feed(data)
+            if results:
+                self._dispatch(results)
+            return
+        self._cork_depth += 1  # (the replies to the whole read still leave together)
+        try:
+            for start in range(0, len(data), _FEED_CHUNK):
+                if self._discarding:
+                    break
+                results = self._parser.feed(data[start : start + _FEED_CHUNK])
+                if results:
+                    self._dispatch(results)
+        finally:
+            self._uncork()
 
     def eof_received(self) -> bool:
-        results = self._parser.feed_eof()
+        results = None if self._discarding else self._parser.feed_eof()
         if results:
             self._dispatch(results)
         keep_open = bool(self.owner._eof_received(self))
@@ -280,6 +306,8 @@ class Connection(asyncio.BufferedProtocol):
         self._cork_depth += 1
         try:
             for item in results:
+                if self._discarding:
+                    break  # (dropped by its owner: the rest of the input is ignored)
                 if type(item) is Message:
                     if debug:
                         self.logger.debug("Received message %r", bytes(item))
@@ -294,9 +322,32 @@ class Connection(asyncio.BufferedProtocol):
             self._uncork()
 
     def _syntax_error(self, exc: KatcpSyntaxError) -> None:
-        self.logger.warning("Malformed message received: %s", exc)
+        """Report a malformed line: a warning, and ``#log error`` to a client of the server.
+
+        At most ``_SYNTAX_REPORT_BURST`` (10) lines are reported per
+        ``_SYNTAX_REPORT_WINDOW`` (1) seconds; the first report after a
+        window in which some were suppressed says how many (a peer sending
+        garbage must not cost a log record and a ``#log`` per line).
+        """
+        try:
+            now = asyncio.get_running_loop().time()
+        except RuntimeError:
+            now = time.monotonic()
+        if now - self._syntax_window >= _SYNTAX_REPORT_WINDOW:
+            self._syntax_window = now
+            self._syntax_reported = 0
+        if self._syntax_reported >= _SYNTAX_REPORT_BURST:
+            self._syntax_suppressed += 1
+            return
+        self._syntax_reported += 1
+        detail = str(exc)
+        suppressed = self._syntax_suppressed
+        if suppressed:
+            self._syntax_suppressed = 0
+            detail += f" ({suppressed} earlier malformed lines not reported)"
+        self.logger.warning("Malformed message received: %s", detail)
         if self.is_server:
-            self.write_message(_log_message("error", __name__, f"malformed message: {exc}"))
+            self.write_message(_log_message("error", __name__, f"malformed message: {detail}"))
 
     # -- output -------------------------------------------------------------------------------
 
@@ -392,6 +443,16 @@ class Connection(asyncio.BufferedProtocol):
         """Write already-encoded wire data (one or more complete lines)."""
         if data:
             self._write(data)
+
+    @property
+    def buffered(self) -> int:
+        """Bytes of unfinished input line held (see :attr:`MessageParser.buffered`)."""
+        return self._parser.buffered
+
+    def discard_input(self) -> None:
+        """Drop the unfinished input and ignore any further input (the connection is going)."""
+        self._parser = MessageParser(self.limit)
+        self._discarding = True
 
     def get_write_buffer_size(self) -> int:
         """Bytes written but not yet sent (including writes held by :meth:`cork`)."""

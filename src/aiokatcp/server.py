@@ -36,9 +36,9 @@ from ._dialect import (
 from ._handlers import collect_handlers, get_request_timeout_hint, request_timeout_hint
 from ._message import Message
 from ._protocol_flags import ProtocolFlags
-from ._sampling import SensorSampler
+from ._sampling import DEFAULT_MIN_INTERVAL, SensorSampler
 from ._sensor_wire import sensor_list_args, status_args
-from ._server_base import ServerBase, ServerLogHandler
+from ._server_base import DEFAULT_MAX_INPUT_BUFFERED, ServerBase, ServerLogHandler
 from ._server_conn import ClientConnection
 from ._server_sampling import ClientSampling
 from ._server_sched import RequestContext
@@ -158,6 +158,22 @@ class DeviceServer(ServerBase, metaclass=DeviceServerMeta):
     sock
         An already-bound listening socket to serve on (`host` and `port`
         are then ignored).
+    ssl
+        Serve over TLS with this context (see :doc:`security`).
+    max_connections
+        Maximum number of client connections (default: no limit); a client
+        beyond it is sent ``#disconnect`` with the reason and closed.
+    max_input_buffered
+        Server-wide bound on the bytes held in unfinished input lines, over
+        all connections (default 64 MiB); past it the connection holding
+        the most is dropped.
+    idle_timeout
+        Disconnect a client from which nothing arrived for this many
+        seconds while none of its requests is in progress (default: never).
+    min_sampling_interval
+        Smallest ``period`` (and longest interval of ``event-rate`` and
+        ``differential-rate``) a client may ask for, in seconds (default
+        0.001). See :doc:`server` ("Limits and hostile input").
 
     Attributes
     ----------
@@ -169,6 +185,12 @@ class DeviceServer(ServerBase, metaclass=DeviceServerMeta):
     disconnect_timeout : float
         Seconds a closing connection may take to send its last data before
         it is aborted.
+    max_connections, max_input_buffered, idle_timeout, min_sampling_interval
+        As passed.
+    disconnect_counts : Dict[str, int]
+        Clients disconnected by each limit: ``"slow"`` (``max_backlog``),
+        ``"input"`` (``max_input_buffered``), ``"connections"``
+        (``max_connections``), ``"idle"`` (``idle_timeout``).
     """
 
     VERSION: str
@@ -202,6 +224,10 @@ class DeviceServer(ServerBase, metaclass=DeviceServerMeta):
         loop: Optional[asyncio.AbstractEventLoop] = None,
         sock: Optional[socket.socket] = None,
         ssl: Optional[_ssl.SSLContext] = None,
+        max_connections: Optional[int] = None,
+        max_input_buffered: int = DEFAULT_MAX_INPUT_BUFFERED,
+        idle_timeout: Optional[float] = None,
+        min_sampling_interval: float = DEFAULT_MIN_INTERVAL,
     ) -> None:
         for attr in ("VERSION", "BUILD_STATE"):
             if not isinstance(getattr(self, attr, None), str):
@@ -215,7 +241,11 @@ class DeviceServer(ServerBase, metaclass=DeviceServerMeta):
             loop=loop,
             sock=sock,
             ssl=ssl,
+            max_connections=max_connections,
+            max_input_buffered=max_input_buffered,
+            idle_timeout=idle_timeout,
         )
+        self.min_sampling_interval = min_sampling_interval
         # Only a subclass that overrides authorize() pays for calling it.
         self._authorizing = type(self).authorize is not DeviceServer.authorize
         self.extra_versions: Dict[str, Tuple[str, ...]] = {}
@@ -468,7 +498,9 @@ class DeviceServer(ServerBase, metaclass=DeviceServerMeta):
         )
         if error is not None:
             raise FailReply(error)
-        sensors, plan = resolve_sampling(self.sensors, names, strategy, args)
+        sensors, plan = resolve_sampling(
+            self.sensors, names, strategy, args, self.min_sampling_interval
+        )
         first_spec, first_auto = plan[0]
         if strategy is SensorSampler.Strategy.NONE:
             reply_params = _NONE
