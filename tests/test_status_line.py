@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from aiokatcp._protocol_flags import ProtocolFlags
 from aiokatcp._sensor_wire import status_args, status_line
 from aiokatcp.core import Address, Message, Timestamp
 from aiokatcp.sensor import Reading, Sensor
@@ -41,3 +42,14 @@ def test_status_line_matches_message(stype: Any, name: str, value: Any, status: 
     expected = bytes(Message.inform("sensor-status", *status_args(sensor, reading)))
     assert status_line(sensor, reading) == expected
     assert Message.parse(expected).arguments[2] == name.encode("utf-8")
+
+
+@pytest.mark.parametrize("stype", [int, Timestamp])
+def test_status_line_in_milliseconds(stype: Any) -> None:
+    # A KATCP v4 device (times in milliseconds) goes through the generic path.
+    millis = ProtocolFlags(4, 0)
+    sensor = Sensor(stype, "when", "a sensor")
+    reading = Reading(Timestamp(1700000000.123456), Sensor.Status.NOMINAL, stype(17))
+    expected = bytes(Message.inform("sensor-status", *status_args(sensor, reading, millis)))
+    assert status_line(sensor, reading, millis) == expected
+    assert expected.startswith(b"#sensor-status 1700000000123 1 when nominal")

@@ -14,8 +14,10 @@ from __future__ import annotations
 import enum
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
+from ._dialect import encode_time
 from ._lru import Lru
 from ._message import Message, inform_bytes, is_plain_argument
+from ._protocol_flags import ProtocolFlags
 from ._typeinfo import encode, get_decoder
 from ._values import Address, Timestamp
 from .exceptions import FailReply
@@ -63,8 +65,24 @@ _decode_timestamp = get_decoder(Timestamp)
 # -- writing (server) ------------------------------------------------------------------------
 
 
-def status_args(sensor: Sensor[Any], reading: Reading[Any]) -> List[bytes]:
-    """Arguments of ``#sensor-status``/``#sensor-value``: ``<ts> 1 <name> <status> <value>``."""
+def status_args(
+    sensor: Sensor[Any], reading: Reading[Any], millis: Optional[ProtocolFlags] = None
+) -> List[bytes]:
+    """Arguments of ``#sensor-status``/``#sensor-value``: ``<ts> 1 <name> <status> <value>``.
+
+    `millis` is the protocol of a device that writes times in milliseconds
+    (KATCP v4): the timestamp, and the value of a ``timestamp`` sensor, are
+    then whole milliseconds. ``None`` (v5) keeps the hot path free of it.
+    """
+    if millis is not None:
+        value = reading.value
+        return [
+            encode_time(millis, reading.timestamp),
+            _ONE,
+            sensor.name.encode("utf-8"),
+            encode(reading.status),
+            encode_time(millis, value) if sensor.type_name == "timestamp" else encode(value),
+        ]
     status = reading.status
     return [
         float.__repr__(reading.timestamp).encode("ascii"),
@@ -75,12 +93,17 @@ def status_args(sensor: Sensor[Any], reading: Reading[Any]) -> List[bytes]:
     ]
 
 
-def status_line(sensor: Sensor[Any], reading: Reading[Any]) -> bytes:
+def status_line(
+    sensor: Sensor[Any], reading: Reading[Any], millis: Optional[ProtocolFlags] = None
+) -> bytes:
     """The ``#sensor-status`` line of `reading` (``Message.inform`` of :func:`status_args`).
 
     Formatted in one step when nothing needs escaping (the common case: the
     server formats one line per reading, for every subscribed sensor).
+    `millis` as for :func:`status_args`.
     """
+    if millis is not None:
+        return inform_bytes("sensor-status", None, status_args(sensor, reading, millis))
     name = sensor.name.encode("utf-8")
     status = reading.status
     value = encode(reading.value)
@@ -123,14 +146,14 @@ def parse_sensor_list(
 
 
 def parse_sensor_status(
-    args: Sequence[bytes], time_scale: float = 1.0
+    args: Sequence[bytes],
 ) -> Optional[Tuple[float, List[Tuple[bytes, Sensor.Status, bytes]]]]:
     """``(timestamp, [(raw name, status, value)])`` of a ``#sensor-status``; ``None`` if bad.
 
-    `time_scale` converts the timestamp to seconds (0.001 for KATCP v4).
+    Times are seconds: the client converts a v4 device's milliseconds at the wire.
     """
     try:
-        timestamp = float(args[0]) * time_scale
+        timestamp = float(args[0])
         count = int(args[1])
         if count < 0 or len(args) != 2 + 3 * count:
             return None

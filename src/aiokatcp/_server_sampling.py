@@ -34,6 +34,7 @@ import asyncio
 import threading
 from typing import Any, Callable, Dict, Optional, Protocol
 
+from ._protocol_flags import ProtocolFlags
 from ._sampling import SensorSampler
 from ._sensor_wire import status_line
 from .sensor import Reading, Sensor
@@ -50,18 +51,20 @@ class StatusCache:
     reports the same :class:`Reading` object reuses one formatted line.
     """
 
-    __slots__ = ("_data", "_readings")
+    __slots__ = ("_data", "_millis", "_readings")
 
-    def __init__(self) -> None:
+    def __init__(self, millis: Optional[ProtocolFlags] = None) -> None:
         # Two dicts rather than one of tuples: no object per sensor for the GC to scan.
         self._readings: Dict[Sensor[Any], Reading[Any]] = {}
         self._data: Dict[Sensor[Any], bytes] = {}
+        #: The protocol of a device writing milliseconds (v4), else None (see status_args).
+        self._millis = millis
 
     def get(self, sensor: Sensor[Any], reading: Reading[Any]) -> bytes:
         """The ``#sensor-status`` line of `reading` of `sensor`."""
         if self._readings.get(sensor) is reading:
             return self._data[sensor]
-        data = status_line(sensor, reading)
+        data = status_line(sensor, reading, self._millis)
         self._readings[sensor] = reading
         self._data[sensor] = data
         return data
