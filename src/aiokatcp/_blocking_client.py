@@ -16,6 +16,7 @@ import logging
 import threading
 from typing import Any, Callable, Coroutine, FrozenSet, List, Optional, Set, Tuple, TypeVar, cast
 
+from ._compat import timeout as timeout_scope
 from ._loop_thread import LoopThread
 from ._message import Message
 from ._protocol_flags import ProtocolFlags
@@ -314,7 +315,8 @@ class BlockingClient:
         self, coro: Coroutine[Any, Any, _T], timeout: Optional[float], what: str
     ) -> _T:
         try:
-            return await asyncio.wait_for(coro, timeout)
+            async with timeout_scope(timeout):
+                return await coro
         except asyncio.TimeoutError:
             raise TimeoutError(f"no {what} within {timeout} s") from None
 
