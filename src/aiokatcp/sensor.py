@@ -41,7 +41,7 @@ from typing import (
     overload,
 )
 
-from typing_extensions import TypeAlias
+from typing_extensions import Protocol, TypeAlias
 
 from ._sampling import SensorSampler, Strategy
 from ._typeinfo import encode, get_type
@@ -49,6 +49,9 @@ from ._values import Timestamp
 
 __all__ = [
     "AggregateSensor",
+    "ClassicObserver",
+    "DeltaObserver",
+    "Observer",
     "Reading",
     "Sensor",
     "SensorSampler",
@@ -118,6 +121,24 @@ _NOMINAL = _Status.NOMINAL  # (an Enum member lookup is a metaclass call: once p
 
 def _always_nominal(value: Any) -> _Status:
     return _NOMINAL
+
+
+class ClassicObserver(Protocol[_T]):
+    """Type of an observer called as ``observer(sensor, reading)`` (as in aiokatcp 2.x)."""
+
+    def __call__(self, __sensor: Sensor[_T], __reading: Reading[_T]) -> None: ...
+
+
+class DeltaObserver(Protocol[_T]):
+    """Type of an observer that also gets the previous reading as ``old_reading``."""
+
+    def __call__(
+        self, __sensor: Sensor[_T], __reading: Reading[_T], *, old_reading: Reading[_T]
+    ) -> None: ...
+
+
+#: Either kind of observer accepted by :meth:`Sensor.attach`.
+Observer = Union[ClassicObserver[_T], DeltaObserver[_T]]
 
 
 def _is_delta_observer(observer: Callable[..., None]) -> bool:

@@ -30,6 +30,7 @@ from ._message import Message
 from ._sampling import DEFAULT_MIN_INTERVAL, SensorSampler
 from ._sensor_wire import sensor_list_args, status_args
 from ._server_base import DEFAULT_MAX_INPUT_BUFFERED, ServerBase, ServerLogHandler
+from ._server_base import logger as logger  # (2.x had a module-level logger here)
 from ._server_conn import ClientConnection
 from ._server_sampling import ClientSampling
 from ._server_sched import RequestContext
@@ -90,7 +91,10 @@ class DeviceServerMeta(type):
     docstring).
     """
 
-    def __init__(cls, name: str, bases: Tuple[type, ...], namespace: Dict[str, Any]) -> None:
+    def __init__(
+        cls, name: str, bases: Tuple[type, ...], namespace: Dict[str, Any], **kwds: Any
+    ) -> None:
+        # Class keywords go to __init_subclass__ (via type.__new__), not here.
         super().__init__(name, bases, namespace)
         handlers = collect_handlers(cls, "request_", 2, require_docstring=True)
         hints = {
@@ -172,8 +176,9 @@ class DeviceServer(ServerBase, metaclass=DeviceServerMeta):
         (``max_connections``), ``"idle"`` (``idle_timeout``).
     """
 
-    VERSION: str
-    BUILD_STATE: str
+    # None here (as in 2.x) so that ``DeviceServer.VERSION`` exists; subclasses must set a str.
+    VERSION: str = None  # type: ignore[assignment]
+    BUILD_STATE: str = None  # type: ignore[assignment]
     #: Set to true to offer ``?sensor-sampling-clear`` (not in aiokatcp 2.3).
     SENSOR_SAMPLING_CLEAR = False
     #: Sensors handled between two yields to the event loop in a bulk ``?sensor-sampling``.
