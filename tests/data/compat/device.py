@@ -4,7 +4,6 @@ Prints ``PORT <n>`` once listening; exits when halted. Used by
 ``wire_audit.py`` to compare byte transcripts of the two implementations.
 """
 
-
 import asyncio
 import enum
 import ipaddress
@@ -43,9 +42,7 @@ class Device(aiokatcp.DeviceServer):
         self.sensors.add(Sensor(bytes, "raw", "Raw bytes", default=b"a\x00b"))
         self.sensors.add(Sensor(Colour, "colour", "An enum", default=Colour.DARK_GREEN))
         self.sensors.add(Sensor(Mode, "mode", "Custom values"))
-        self.sensors.add(
-            Sensor(Timestamp, "when", "A time", "s", default=Timestamp(1234567890.5))
-        )
+        self.sensors.add(Sensor(Timestamp, "when", "A time", "s", default=Timestamp(1234567890.5)))
         self.sensors.add(
             Sensor(
                 Address,
@@ -55,8 +52,13 @@ class Device(aiokatcp.DeviceServer):
             )
         )
         self.sensors.add(
-            Sensor(aiokatcp.DeviceStatus, "device-status", "Status", default=aiokatcp.DeviceStatus.OK,
-                   initial_status=Sensor.Status.NOMINAL)
+            Sensor(
+                aiokatcp.DeviceStatus,
+                "device-status",
+                "Status",
+                default=aiokatcp.DeviceStatus.OK,
+                initial_status=Sensor.Status.NOMINAL,
+            )
         )
         self.sensors.add(
             Sensor(
@@ -72,7 +74,9 @@ class Device(aiokatcp.DeviceServer):
         """Add two integers."""
         return x + y
 
-    async def request_scale(self, ctx: aiokatcp.RequestContext, x: float, factor: Optional[float] = None) -> float:
+    async def request_scale(
+        self, ctx: aiokatcp.RequestContext, x: float, factor: Optional[float] = None
+    ) -> float:
         """Scale a float.
 
         Longer help text, second paragraph.
@@ -87,7 +91,9 @@ class Device(aiokatcp.DeviceServer):
         """Negate a boolean."""
         return not value
 
-    async def request_paint(self, ctx: aiokatcp.RequestContext, colour: Colour, mode: Mode = Mode.IDLE) -> Tuple:
+    async def request_paint(
+        self, ctx: aiokatcp.RequestContext, colour: Colour, mode: Mode = Mode.IDLE
+    ) -> Tuple:
         """Set a colour."""
         self.sensors["colour"].value = colour
         return colour, mode
@@ -141,7 +147,9 @@ class Device(aiokatcp.DeviceServer):
         """Replies by hand."""
         ctx.reply("ok", 1, "two")
 
-    async def request_none_arg(self, ctx: aiokatcp.RequestContext, name: Optional[str] = None) -> str:
+    async def request_none_arg(
+        self, ctx: aiokatcp.RequestContext, name: Optional[str] = None
+    ) -> str:
         """Optional str."""
         return "none" if name is None else name
 
