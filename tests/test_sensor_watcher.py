@@ -289,7 +289,9 @@ async def test_sensor_reading_and_value(server: DummyServer, client: Client) -> 
     assert await client.sensor_value("addr") == Address(ipaddress.ip_address("::1"), 80)
     assert await client.sensor_value("ts") == Timestamp(1.5e9)
     server.sensors["int-sensor"].set_value(1, Sensor.Status.FAILURE)
-    with pytest.raises(ValueError, match="FAILURE"):
+    with pytest.raises(
+        ValueError, match=f"^Reading for int-sensor has status {Sensor.Status.FAILURE}$"
+    ):
         await client.sensor_value("int-sensor")
     with pytest.raises(FailReply):
         await client.sensor_reading("no-such-sensor")

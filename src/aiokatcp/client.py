@@ -671,7 +671,7 @@ class Client(metaclass=ClientMeta):
         """
         reading = await self.sensor_reading(sensor_name, sensor_type)
         if not reading.status.valid_value():
-            raise ValueError(f"Reading for {sensor_name} has status {reading.status.name}")
+            raise ValueError(f"Reading for {sensor_name} has status {reading.status}")
         return reading.value
 
     def add_sensor_watcher(self, watcher: AbstractSensorWatcher) -> None:

@@ -454,8 +454,7 @@ class DeviceServer(ServerBase, metaclass=DeviceServerMeta):
         conn = ctx.conn
         names = name.split(",")
         if strategy is None:
-            if len(names) > 1:
-                raise FailReply("Cannot query multiple sensors")
+            # (A comma list is just an unknown name here, as in aiokatcp 2.x.)
             sensor = self.sensors.get(name)
             if sensor is None:
                 raise FailReply(f"Unknown sensor {name!r}")

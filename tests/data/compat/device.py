@@ -143,6 +143,16 @@ class Device(aiokatcp.DeviceServer):
         ctx.reply("ok", "first")
         ctx.reply("ok", "second")
 
+    async def request_inform_after(self, ctx: aiokatcp.RequestContext) -> None:
+        """Informs after replying."""
+        ctx.reply("ok")
+        ctx.inform("late")
+
+    async def request_reply_and_return(self, ctx: aiokatcp.RequestContext) -> int:
+        """Replies and returns a value."""
+        ctx.reply("ok")
+        return 1
+
     async def request_manual(self, ctx: aiokatcp.RequestContext) -> None:
         """Replies by hand."""
         ctx.reply("ok", 1, "two")

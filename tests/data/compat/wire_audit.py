@@ -75,6 +75,8 @@ STEPS: List[Tuple[bytes, Optional[bytes]]] = [
     (b"?invalid\n", reply(b"invalid")),
     (b"?crash\n", reply(b"crash")),
     (b"?twice\n", None),
+    (b"?inform-after\n", None),
+    (b"?reply-and-return\n", None),
     (b"?manual\n", reply(b"manual")),
     (b"?slow[20] 0.3\n?watchdog[21]\n", reply(b"slow", 20)),
     (b"?nosuch\n", reply(b"nosuch")),
@@ -156,7 +158,7 @@ def normalise(data: bytes) -> bytes:
     data = re.sub(rb"aiokatcp-[0-9][0-9.a-z+-]*", b"aiokatcp-<VER>", data)
     # traceback bodies: keep the first line and the exception line
     data = re.sub(
-        rb"Traceback\\_\(most\\_recent\\_call\\_last\):\S*?\\n(ZeroDivisionError)",
+        rb"Traceback\\_\(most\\_recent\\_call\\_last\):\S*\\n([A-Z]\w*(?:Error|Exception))",
         rb"Traceback<...>\1",
         data,
     )
