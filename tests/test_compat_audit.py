@@ -6,7 +6,7 @@ The audit drives ``tests/data/compat/device.py`` under both implementations
 
 from __future__ import annotations
 
-from typing import AsyncIterator
+from typing import AsyncIterator, Optional
 
 import pytest
 
@@ -87,3 +87,22 @@ async def test_sensor_value_invalid_status_text(device: Device) -> None:
         with pytest.raises(ValueError) as info:
             await client.sensor_value("counter")
         assert str(info.value) == f"Reading for counter has status {Sensor.Status.UNKNOWN}"
+
+
+class ExtendedList(Device):
+    async def request_sensor_list(self, ctx: RequestContext, name: Optional[str] = None) -> int:
+        """List sensors, plus one virtual sensor (a 2.x-style override)."""
+        count = await super().request_sensor_list(ctx, name)
+        ctx.inform("virtual", "A virtual sensor", "", "integer")
+        return count + 1
+
+
+async def test_sensor_list_override_extends_the_reply() -> None:
+    # 2.x: request_sensor_list sends the informs and returns the count (it does not reply).
+    async with running(ExtendedList()) as srv, await ScriptedPeer.connect_to(srv) as peer:
+        await peer.readlines(3)
+        assert await peer.request(b"?sensor-list temp") == [
+            b"#sensor-list temp \\@ \\@ integer",
+            b"#sensor-list virtual A\\_virtual\\_sensor \\@ integer",
+            b"!sensor-list ok 2",
+        ]

@@ -402,7 +402,7 @@ class DeviceServer(ServerBase, metaclass=DeviceServerMeta):
         else:
             raise FailReply(f"request {name} is not known")
 
-    async def request_sensor_list(self, ctx: RequestContext, name: Optional[str] = None) -> None:
+    async def request_sensor_list(self, ctx: RequestContext, name: Optional[str] = None) -> int:
         """List sensors: name, description, units, type and type parameters.
 
         Parameters
@@ -411,7 +411,11 @@ class DeviceServer(ServerBase, metaclass=DeviceServerMeta):
             A sensor name, or ``/regex/`` to list every sensor whose name
             matches (``re.search``); all sensors if omitted.
         """
-        ctx.informs(sensor_list_args(sensor) for sensor in select_sensors(self.sensors, name))
+        # Returns the count (the reply is ``ok <count>``), as in aiokatcp 2.x, so that an
+        # override can call it and add informs of its own before the reply.
+        sensors = select_sensors(self.sensors, name)
+        ctx.informs((sensor_list_args(sensor) for sensor in sensors), send_reply=False)
+        return len(sensors)
 
     async def request_sensor_value(self, ctx: RequestContext, name: Optional[str] = None) -> None:
         """Report current sensor readings (timestamp, status and value).
