@@ -106,3 +106,22 @@ async def test_sensor_list_override_extends_the_reply() -> None:
             b"#sensor-list virtual A\\_virtual\\_sensor \\@ integer",
             b"!sensor-list ok 2",
         ]
+
+
+async def test_standard_help_summaries_are_those_of_23(peer: ScriptedPeer) -> None:
+    lines = await peer.request(b"?help")
+    summaries = dict(line.split(b" ", 2)[1:3] for line in lines[:-1])
+    assert summaries == {
+        b"client-list": b"Request\\_the\\_list\\_of\\_connected\\_clients.",
+        b"halt": b"Halt\\_the\\_device\\_server.",
+        b"help": b"Return\\_help\\_on\\_the\\_available\\_requests.",
+        b"log-level": b"Query\\_or\\_set\\_the\\_current\\_logging\\_level.",
+        b"reply-and-return": b"Replies,\\_then\\_also\\_returns\\_a\\_value.",
+        b"sensor-list": b"Request\\_the\\_list\\_of\\_sensors.",
+        b"sensor-sampling": b"Configure\\_or\\_query\\_the\\_way\\_a\\_sensor\\_is\\_sampled.",
+        b"sensor-value": b"Request\\_the\\_value\\_of\\_a\\_sensor\\_or\\_sensors.",
+        b"version-list": (
+            b"Request\\_the\\_list\\_of\\_versions\\_of\\_roles\\_and\\_subcomponents."
+        ),
+        b"watchdog": b"Check\\_that\\_the\\_server\\_is\\_still\\_alive.",
+    }

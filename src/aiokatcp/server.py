@@ -323,12 +323,17 @@ class DeviceServer(ServerBase, metaclass=DeviceServerMeta):
     # -- standard requests --------------------------------------------------------------------
 
     async def request_halt(self, ctx: RequestContext) -> None:
-        """Halt the device server (the reply is sent first)."""
+        """Halt the device server.
+
+        The reply is sent first.
+        """
         ctx.reply(_OK)
         self.halt()
 
     async def request_help(self, ctx: RequestContext, name: Optional[str] = None) -> None:
-        """Describe one request, or list all of them with a summary each.
+        """Return help on the available requests.
+
+        Describe one request, or list all of them with a summary each.
 
         Parameters
         ----------
@@ -348,13 +353,18 @@ class DeviceServer(ServerBase, metaclass=DeviceServerMeta):
         """Check that the server is still alive."""
 
     async def request_version_list(self, ctx: RequestContext) -> None:
-        """List the versions of the protocol, library, device and other components."""
+        """Request the list of versions of roles and subcomponents.
+
+        The protocol, the library, the device and any other components.
+        """
         self.send_version_info(ctx)
 
     async def request_log_level(
         self, ctx: RequestContext, level: Optional[LogLevel] = None
     ) -> LogLevel:
-        """Query or set the level of log messages sent to clients.
+        """Query or set the current logging level.
+
+        The level applies to the log messages sent to clients.
 
         Parameters
         ----------
@@ -367,7 +377,7 @@ class DeviceServer(ServerBase, metaclass=DeviceServerMeta):
         return self.log_level
 
     async def request_client_list(self, ctx: RequestContext) -> None:
-        """List the connected clients."""
+        """Request the list of connected clients."""
         ctx.informs((conn.address,) for conn in self.connections)
 
     @_opt_in(_overrides_restart)
@@ -403,7 +413,9 @@ class DeviceServer(ServerBase, metaclass=DeviceServerMeta):
             raise FailReply(f"request {name} is not known")
 
     async def request_sensor_list(self, ctx: RequestContext, name: Optional[str] = None) -> int:
-        """List sensors: name, description, units, type and type parameters.
+        """Request the list of sensors.
+
+        Each with name, description, units, type and type parameters.
 
         Parameters
         ----------
@@ -418,7 +430,9 @@ class DeviceServer(ServerBase, metaclass=DeviceServerMeta):
         return len(sensors)
 
     async def request_sensor_value(self, ctx: RequestContext, name: Optional[str] = None) -> None:
-        """Report current sensor readings (timestamp, status and value).
+        """Request the value of a sensor or sensors.
+
+        The current readings: timestamp, status and value.
 
         Parameters
         ----------
@@ -437,7 +451,9 @@ class DeviceServer(ServerBase, metaclass=DeviceServerMeta):
         strategy: Optional[SensorSampler.Strategy] = None,
         *args: bytes,
     ) -> Tuple[Any, ...]:
-        """Query or set the sampling strategy of one or more sensors.
+        """Configure or query the way a sensor is sampled.
+
+        Query or set the sampling strategy of one or more sensors.
 
         ``?sensor-sampling name`` reports the current strategy. With a
         strategy (``none``, ``auto``, ``period P``, ``event``,

@@ -7,6 +7,7 @@ Prints ``PORT <n>`` once listening; exits when halted. Used by
 import asyncio
 import enum
 import ipaddress
+import logging
 import sys
 from typing import Optional, Tuple
 
@@ -153,6 +154,11 @@ class Device(aiokatcp.DeviceServer):
         ctx.reply("ok")
         return 1
 
+    async def request_logit(self, ctx: aiokatcp.RequestContext, text: str) -> None:
+        """Log a warning through Python logging (forwarded by LogHandler)."""
+        logging.getLogger("device").warning("%s", text)
+        logging.getLogger("device").debug("debug %s", text)
+
     async def request_manual(self, ctx: aiokatcp.RequestContext) -> None:
         """Replies by hand."""
         ctx.reply("ok", 1, "two")
@@ -166,6 +172,8 @@ class Device(aiokatcp.DeviceServer):
 
 async def main() -> None:
     server = Device()
+    logging.getLogger().addHandler(server.LogHandler(server))
+    logging.getLogger().setLevel(logging.DEBUG)
     await server.start()
     port = server.sockets[0].getsockname()[1]
     print(f"PORT {port}", flush=True)

@@ -123,6 +123,14 @@ STEPS: List[Tuple[bytes, Optional[bytes]]] = [
     (b"?sensor-sampling counter none 1\n", reply(b"sensor-sampling")),
     (b"?sensor-sampling colour,mode,ok-flag auto\n", reply(b"sensor-sampling")),
     (b"?sensor-sampling colour,mode,ok-flag none\n", reply(b"sensor-sampling")),
+    (b"?logit one\n", reply(b"logit")),
+    (b"?log-level info\n", reply(b"log-level")),
+    (b"?logit two\n", reply(b"logit")),
+    (b"?log-level all\n", reply(b"log-level")),
+    (b"?logit three\n", reply(b"logit")),
+    (b"?log-level trace\n", reply(b"log-level")),
+    (b"?log-level off\n", reply(b"log-level")),
+    (b"?logit four\n", reply(b"logit")),
     (b"?log-level\n", reply(b"log-level")),
     (b"?log-level debug\n", reply(b"log-level")),
     (b"?log-level bogus\n", reply(b"log-level")),
@@ -145,7 +153,7 @@ STEPS: List[Tuple[bytes, Optional[bytes]]] = [
     (b"?watchdog[99999999999]\n", None),
     (b"SECOND", None),  # a second client connects
     (b"?client-list\n", reply(b"client-list")),
-    (b"?halt[5]\n", rb"#disconnect"),
+    (b"?slow[30] 5\n?halt[31]\n", rb"#disconnect"),
 ]
 
 NUM = re.compile(rb"\b1[0-9]{9}\.[0-9]+\b")
