@@ -47,7 +47,7 @@ class TestConstruction:
 
     @pytest.mark.parametrize("name", ["", "1foo", "-foo", "fo_o", "foo bar", "caf\u00e9", "a.b"])
     def test_bad_names(self, name: str) -> None:
-        with pytest.raises(ValueError, match="^name .* is invalid$"):
+        with pytest.raises(ValueError, match=r"^name .* is invalid$"):
             Message.request(name)
 
     @pytest.mark.parametrize("mid", [1, 2**31 - 1])

@@ -20,7 +20,7 @@ def _sensors() -> dict[str, Sensor]:
 
 
 def test_unknown_key() -> None:
-    with pytest.raises(KeyError, match="^\"Key 'offset' is not valid\"$"):
+    with pytest.raises(KeyError, match=r"^\"Key 'offset' is not valid\"$"):
         TimeSyncUpdater({"offset": Sensor(float, "x", "")})
 
 
