@@ -25,6 +25,5 @@ napoleon_numpy_docstring = True
 napoleon_google_docstring = False
 nitpicky = False
 html_theme = "sphinx_rtd_theme"
-# _drafts: pages waiting for code that is not merged yet (not part of the build).
-exclude_patterns = ["_build", "_drafts"]
+exclude_patterns = ["_build"]
 autodoc_inherit_docstrings = False

@@ -5,13 +5,13 @@ from __future__ import annotations
 import copy
 import enum
 import tracemalloc
-from typing import Any, Optional, Tuple
+from typing import Any, List, Optional, Tuple
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from aiokatcp._message import request_bytes
+from aiokatcp._message import inform_bytes, reply_bytes, request_bytes
 from aiokatcp.core import KatcpSyntaxError, Message, Timestamp
 from helpers import messages
 
@@ -307,3 +307,17 @@ def test_unescape_argument_first_problem(arg: bytes, text: str) -> None:
     with pytest.raises(KatcpSyntaxError) as info:
         Message.unescape_argument(arg)
     assert str(info.value) == text
+
+
+@pytest.mark.parametrize(
+    "args",
+    [[], [b"ok"], [b"ok", b"a b", b""], [b"\\", b"\t\n\r\0\x1b", b"x"], [b"fail", b"c:\\ d"]],
+)
+@pytest.mark.parametrize("mid", [None, 1, 2**31 - 1])
+@pytest.mark.parametrize("name", ["x-y", "sensor-status"])
+def test_reply_and_inform_bytes_match_message(
+    args: List[bytes], mid: Optional[int], name: str
+) -> None:
+    # The server's formatting shortcut writes exactly what the Message would.
+    assert reply_bytes(name, mid, args) == bytes(Message.reply(name, *args, mid=mid))
+    assert inform_bytes(name, mid, args) == bytes(Message.inform(name, *args, mid=mid))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 import gc
 import heapq
+import inspect
 import ipaddress
 import itertools
 import weakref
@@ -210,6 +211,48 @@ def test_observers() -> None:
     sensor.detach(delta)  # not attached: ignored
     sensor.value = 2
     assert calls == []
+
+
+class _CallableClassic:
+    def __init__(self, calls: List[Tuple[Any, ...]]) -> None:
+        self.calls = calls
+
+    def __call__(self, s: Sensor[int], r: Reading[int]) -> None:
+        self.calls.append(("classic-object", r))
+
+
+class _CallableDelta(_CallableClassic):
+    def __call__(  # type: ignore[override]
+        self, s: Sensor[int], r: Reading[int], *, old_reading: Reading[int]
+    ) -> None:
+        self.calls.append(("delta-object", r, old_reading))
+
+
+class _SignedDelta(_CallableClassic):
+    """Says (through ``__signature__``) that it takes ``old_reading``, as inspect reports."""
+
+    def __init__(self, calls: List[Tuple[Any, ...]]) -> None:
+        super().__init__(calls)
+        self.__signature__ = inspect.signature(_CallableDelta.__call__)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
+        self.calls.append(("signed", *args[1:], *kwargs.values()))
+
+
+def test_callable_object_observers() -> None:
+    """Objects with a Python ``__call__`` are told apart by that method's parameters."""
+    sensor = Sensor(int, "s")
+    calls: List[Tuple[Any, ...]] = []
+    sensor.attach(_CallableClassic(calls))
+    sensor.attach(_CallableDelta(calls))
+    sensor.attach(_SignedDelta(calls))
+    first = sensor.reading
+    sensor.value = 1
+    assert calls == [
+        ("classic-object", sensor.reading),
+        ("delta-object", sensor.reading, first),
+        ("signed", sensor.reading, first),
+    ]
 
 
 def test_observer_detaching_during_notify() -> None:

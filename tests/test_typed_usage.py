@@ -15,7 +15,7 @@ import aiokatcp
 from aiokatcp.client import AbstractSensorWatcher, Client, SensorWatcher, SyncState
 from aiokatcp.connection import FailReply, InvalidReply
 from aiokatcp.core import Address, Message, Timestamp
-from aiokatcp.sensor import Reading, Sensor, SensorSet
+from aiokatcp.sensor import ClassicObserver, Reading, Sensor, SensorSet
 from aiokatcp.server import DeviceServer, RequestContext
 
 
@@ -30,6 +30,7 @@ class Device(DeviceServer):
 
     def __init__(self) -> None:
         super().__init__("127.0.0.1", 0)
+        self.listed = 0
         self.sensors.add(
             Sensor(int, "count", "a counter", default=3, initial_status=Sensor.Status.NOMINAL)
         )
@@ -45,6 +46,19 @@ class Device(DeviceServer):
         sensor.value += by
         ctx.inform(sensor.value)
         return sensor.value
+
+    async def request_sensor_list(self, ctx: RequestContext, name: Optional[str] = None) -> int:
+        """List sensors (an override that uses the count, as 2.x code does)."""
+        count: int = await super().request_sensor_list(ctx, name)
+        self.listed = count
+        return count
+
+
+def on_update(sensor: Sensor[int], reading: Reading[int]) -> None:
+    pass
+
+
+OBSERVER: ClassicObserver[int] = on_update
 
 
 def worst(statuses: List[Sensor.Status]) -> Sensor.Status:
@@ -83,6 +97,8 @@ async def use(port: int) -> Tuple[int, Reading[int], Mode, Sensor.Status]:
     async with client:
         count: int = await client.sensor_value("count", int)
         reading: Reading[int] = await client.sensor_reading("count", int)
+        listed, _ = await client.request("sensor-list")
+        assert listed == [b"2"]
         reply, informs = await client.request("bump", 2)
         msgs: List[Message] = informs
         assert int(reply[0]) == count + 2 and msgs[0].name == "bump"
@@ -111,14 +127,17 @@ async def test_typed_usage() -> None:
     server = Device()
     await server.start()
     try:
-        # 2.3 types DeviceServer.server as asyncio.Server; until the server does again
-        # (issue 9), mypy needs this ignore; drop it then.
-        sockets = server.server.sockets  # type: ignore[attr-defined,union-attr,unused-ignore]
+        # As in 2.3, DeviceServer.server is Optional[asyncio.Server]: .sockets type-checks.
+        listener: Optional[asyncio.Server] = server.server
+        assert listener is not None
+        sockets = listener.sockets
         port = sockets[0].getsockname()[1]
+        assert server.server is not None and server.server.is_serving()
         count, reading, mode, status = await use(port)
         assert count == 3 and reading.value == 3
         assert mode is Mode.IDLE
         assert status is Sensor.Status.NOMINAL
+        assert server.listed == 2
     finally:
         await server.stop()
 
@@ -131,6 +150,13 @@ def test_public_modules() -> None:
     assert aiokatcp.ProtocolError.__module__ == "aiokatcp.client"
     assert SensorWatcher.__module__ == "aiokatcp.client"
     assert aiokatcp.SensorSampler.__module__ == "aiokatcp.sensor"
+    assert aiokatcp.SensorSampler.Strategy.__module__ == "aiokatcp.sensor"
+    assert aiokatcp.SensorSampler.Strategy.__qualname__ == "SensorSampler.Strategy"
+    assert aiokatcp.RequestContext.__module__ == "aiokatcp.server"
+    assert repr(Message.Type.REQUEST) == "<MessageType.REQUEST: 1>"
+    for func in (aiokatcp.encode, aiokatcp.decode, aiokatcp.get_type, aiokatcp.register_type):
+        assert func.__module__ == "aiokatcp.core"
+    assert aiokatcp.connection.wrap_handler.__module__ == "aiokatcp.connection"
 
 
 if __name__ == "__main__":

@@ -106,12 +106,13 @@ def test_mixed_error_names_both_informs() -> None:
 
 
 def test_contradictory_katcp_protocol() -> None:
-    # katcp-python 0.9.3: error and disconnect on 5.0-IM then 5.1-MIB
+    # katcp-python 0.9.3 disconnects on 5.0-IM then 5.1-MIB; aiokatcp 2.3 keeps the first.
     detector = VersionDetector()
     detector.feed(msg(V5_PROTOCOL))
     assert detector.feed(msg(V5_PROTOCOL)) is DetectResult.RECORDED  # repeating is fine
-    with pytest.raises(ProtocolError, match=r"Contradictory katcp-protocol.*5.0-MI and 5.1-MIB"):
-        detector.feed(msg(b"#version-connect katcp-protocol 5.1-MIB"))
+    result = detector.feed(msg(b"#version-connect katcp-protocol 5.1-MIB"))
+    assert result is DetectResult.CONTRADICTS_DETECTED
+    assert detector.protocol == ProtocolFlags(5, 0, "MI") and detector.error is None
 
 
 @pytest.mark.parametrize(

@@ -18,6 +18,7 @@ from typing import Any, Callable, Coroutine, FrozenSet, List, Optional, Set, Tup
 
 from ._loop_thread import LoopThread
 from ._message import Message
+from ._protocol_flags import ProtocolFlags
 from .client import Client
 from .sensor import Reading
 
@@ -146,6 +147,15 @@ class BlockingClient:
     def protocol_flags(self) -> FrozenSet[str]:
         """The server's protocol flags (see :attr:`.Client.protocol_flags`)."""
         return self._client.protocol_flags
+
+    @property
+    def protocol(self) -> ProtocolFlags:
+        """The dialect in use (see :attr:`.Client.protocol` and :doc:`/v4`)."""
+        return self._client.protocol
+
+    def convert_seconds(self, seconds: float) -> float:
+        """A time in the device's units: milliseconds for KATCP v4 (as katcp-python)."""
+        return self._client.convert_seconds(seconds)
 
     def wait_connected(self, timeout: Optional[float] = None) -> None:
         """Block until the client is connected.

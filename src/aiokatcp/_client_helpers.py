@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import socket
-from typing import Any, Callable, Dict, FrozenSet, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Tuple
 
 from ._message import Message
 from ._typeinfo import get_decoder
@@ -24,7 +23,6 @@ __all__ = [
     "enable_tcp_keepalive",
     "expire",
     "log_remote",
-    "parse_protocol_version",
     "parse_timeout_hints",
     "reply_error",
 ]
@@ -32,16 +30,7 @@ __all__ = [
 #: ``#log`` informs from servers are re-logged here (level mapped from the KATCP level).
 remote_logger = logging.getLogger("aiokatcp.client.remote")
 
-_VERSION_RE = re.compile(r"^(\d+)\.(\d+)(?:-(.*))?$")
 _LOG_LEVELS = {level.name.lower().encode(): int(level) for level in LogLevel}
-
-
-def parse_protocol_version(version: str) -> Optional[Tuple[int, int, FrozenSet[str]]]:
-    """Split ``5.1-MIB`` into ``(5, 1, {"M", "I", "B"})``; ``None`` if malformed."""
-    match = _VERSION_RE.match(version)
-    if match is None:
-        return None
-    return int(match.group(1)), int(match.group(2)), frozenset(match.group(3) or "")
 
 
 def parse_timeout_hints(

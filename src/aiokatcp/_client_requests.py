@@ -25,11 +25,12 @@ from __future__ import annotations
 
 import asyncio
 import collections
-from typing import Callable, Deque, Dict, List, Optional, Tuple
+import contextlib
+from typing import AsyncIterator, Callable, Deque, Dict, List, Optional, Tuple
 
 from ._message import Message
 
-__all__ = ["MAX_MID", "PendingRequest", "RequestTracker"]
+__all__ = ["MAX_MID", "NamedLocks", "PendingRequest", "RequestTracker"]
 
 MAX_MID = 2**31 - 1
 
@@ -173,3 +174,30 @@ class RequestTracker:
         for req in reqs:
             if not req.future.done():
                 req.future.set_exception(make_exc())
+
+
+class NamedLocks:
+    """One lock per request name, for a device without message ids.
+
+    Replies are matched first-in first-out per name, so requests of different
+    names may be outstanding together; those of one name wait for each other
+    (a device may answer them out of order). A lock lives while it is used.
+    """
+
+    def __init__(self) -> None:
+        self._locks: Dict[str, Tuple[asyncio.Lock, List[None]]] = {}
+
+    @contextlib.asynccontextmanager
+    async def hold(self, name: str) -> AsyncIterator[None]:
+        entry = self._locks.get(name)
+        if entry is None:
+            entry = self._locks[name] = (asyncio.Lock(), [])
+        lock, users = entry
+        users.append(None)
+        try:
+            async with lock:
+                yield
+        finally:
+            users.pop()
+            if not users:
+                del self._locks[name]

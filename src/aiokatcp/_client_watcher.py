@@ -194,7 +194,6 @@ class SensorMonitor:
         self._resync = False
         self._backing_off = False  # the sync task is waiting to retry after a failure
         self._closed = False
-        self._time_scale = 1.0
         self._delays: Optional[Iterator[float]] = None
         host.add_connected_callback(self.connected)
         host.add_disconnected_callback(self.disconnected)
@@ -257,8 +256,6 @@ class SensorMonitor:
 
     def connected(self) -> None:
         """The client became connected: every watcher is SYNCING from now (synchronously)."""
-        version = self.host.protocol_version
-        self._time_scale = 0.001 if version is not None and version[0] < 5 else 1.0
         self._subscribed = set()
         self._readings = {}
         self._listing = None
@@ -298,7 +295,7 @@ class SensorMonitor:
                 return
             status = STATUS_FROM_WIRE.get(args[3])
             try:
-                timestamp = float(args[0]) * self._time_scale
+                timestamp = float(args[0])  # seconds: the client converts v4 at the wire
             except ValueError:
                 status = None
             if status is None:
@@ -324,7 +321,7 @@ class SensorMonitor:
 
     def _sensor_status_general(self, msg: Message) -> None:
         """Any number of (name, status, value) triples."""
-        parsed = parse_sensor_status(msg.arguments, self._time_scale)
+        parsed = parse_sensor_status(msg.arguments)
         if parsed is None:
             self.logger.warning("Malformed #sensor-status: %s", msg)
             return

@@ -32,15 +32,17 @@ from __future__ import annotations
 import decimal
 import enum
 import math
-from typing import Callable, Dict, List, NamedTuple, Optional, Tuple
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Set, Tuple
 
-from ._message import Message
+from ._message import Message, request_bytes
 from ._protocol_flags import ProtocolFlags
 from ._typeinfo import encode, get_decoder
 from .exceptions import ProtocolError
 
 __all__ = [
     "ASSUMED_PROTOCOL",
+    "CONNECT_INFORMS",
+    "ClientTimes",
     "DetectResult",
     "VersionDetector",
     "VersionInfo",
@@ -51,6 +53,7 @@ __all__ = [
     "from_wire",
     "reply_mid",
     "request_available",
+    "sampling_params_to_wire",
     "sends_version_connect",
     "strategy_allowed",
     "strategy_error",
@@ -177,6 +180,21 @@ def _convert(
     return Message(msg.mtype, msg.name, *args, mid=msg.mid)
 
 
+def sampling_params_to_wire(protocol: ProtocolFlags, params: Sequence[bytes]) -> List[bytes]:
+    """``<strategy> <params...>`` of a ``?sensor-sampling`` reply, times in the device's units.
+
+    The server's handler builds its reply in seconds; a v4 device echoes
+    whole milliseconds (``period 0.2`` -> ``period 200``).
+    """
+    out = list(params)
+    if not uses_milliseconds(protocol) or not out:
+        return out
+    for i in _STRATEGY_TIME_PARAMS.get(out[0], ()):
+        if i + 1 < len(out):
+            out[i + 1] = _convert_arg(out[i + 1], True)
+    return out
+
+
 def timestamp_sensor_name(msg: Message) -> Optional[bytes]:
     """The sensor name if `msg` is a ``#sensor-list`` inform of a ``timestamp`` sensor.
 
@@ -223,6 +241,40 @@ def from_wire(
     them reports the error. For a v5 protocol `msg` itself is returned.
     """
     return _convert(protocol, msg, False, is_timestamp_sensor)
+
+
+class ClientTimes:
+    """A client's time conversion for one connection to a device that uses milliseconds.
+
+    Every message from the device passes :meth:`incoming` exactly once (so
+    each time is divided by 1000 exactly once, whatever path reads it:
+    ``sensor_reading``, the watcher, ``#log``); requests are written with
+    :meth:`request_bytes`. The names of ``timestamp`` sensors are learnt from
+    ``#sensor-list`` informs as they pass, so that their values are converted too.
+    """
+
+    __slots__ = ("_timestamp_sensors", "protocol")
+
+    def __init__(self, protocol: ProtocolFlags) -> None:
+        self.protocol = protocol
+        self._timestamp_sensors: Set[bytes] = set()
+
+    def is_timestamp_sensor(self, name: bytes) -> bool:
+        """Whether a ``#sensor-list`` seen on this connection said `name` is a timestamp sensor."""
+        return name in self._timestamp_sensors
+
+    def incoming(self, msg: Message) -> Message:
+        """`msg` with its times in seconds."""
+        name = timestamp_sensor_name(msg)
+        if name is not None:
+            self._timestamp_sensors.add(name)
+        return from_wire(self.protocol, msg, is_timestamp_sensor=self.is_timestamp_sensor)
+
+    def request_bytes(self, name: str, mid: Optional[int], args: Tuple[Any, ...]) -> bytes:
+        """The wire form of a request, times (``?sensor-sampling`` periods) in milliseconds."""
+        if name != "sensor-sampling":
+            return request_bytes(name, mid, args)
+        return bytes(to_wire(self.protocol, Message.request(name, *args, mid=mid)))
 
 
 # -- gates -----------------------------------------------------------------------------------
@@ -289,10 +341,13 @@ def v4_connect_informs(version: str, build_state: str) -> List[Message]:
 
 
 class VersionInfo(NamedTuple):
-    """One version row a device announced."""
+    """One version row a device announced (see :attr:`aiokatcp.client.Client.versions`)."""
 
     version: str
     build_state: Optional[str] = None
+
+
+VersionInfo.__module__ = "aiokatcp.protocol"
 
 
 class DetectResult(enum.Enum):
@@ -308,10 +363,14 @@ class DetectResult(enum.Enum):
     CONTRADICTS_PRESET = 3
     #: A connect inform with too few arguments; nothing stored (log it).
     MALFORMED = 4
+    #: A second, different ``katcp-protocol``: ignored, the first stays (log a warning).
+    CONTRADICTS_DETECTED = 5
 
 
 _V5_INFORM = "version-connect"
 _V4_INFORMS = frozenset({"version", "build-state"})
+#: Names of the informs :class:`VersionDetector` looks at.
+CONNECT_INFORMS = _V4_INFORMS | {_V5_INFORM}
 
 
 def _text(raw: bytes) -> str:
@@ -327,11 +386,13 @@ class VersionDetector:
     - ``#version-connect katcp-protocol X`` sets protocol X (major 5 only,
       as aiokatcp 2.3); any ``#version-connect`` is a v5 signal.
     - ``#version`` or ``#build-state`` is a v4 signal and sets protocol 4.0.
-    - Both kinds of signal, or two different ``katcp-protocol`` values, make
-      :meth:`feed` raise :exc:`ProtocolError` (seed 004: "the client gives up
-      auto-detection and disconnects"), whichever came first, and again on
-      every later call. katcp-python 0.9.3 only counts ``katcp-protocol`` as
-      a v5 signal; we count every ``#version-connect``, as the seed says.
+    - Both kinds of signal make :meth:`feed` raise :exc:`ProtocolError` (seed
+      004: "the client gives up auto-detection and disconnects"), whichever
+      came first, and again on every later call. A second, different
+      ``katcp-protocol`` is :attr:`DetectResult.CONTRADICTS_DETECTED` (ignored,
+      as aiokatcp 2.3 does; katcp-python 0.9.3 disconnects). katcp-python
+      0.9.3 only counts ``katcp-protocol`` as a v5 signal; we count every
+      ``#version-connect``, as the seed says.
     - With a `preset` protocol nothing is detected: contradictions are
       reported as :attr:`DetectResult.CONTRADICTS_PRESET` and ignored.
 
@@ -416,11 +477,9 @@ class VersionDetector:
             return self._fail(
                 f"Unknown protocol version {protocol.major}.{protocol.minor}", version
             )
-        if self.detected is not None and self.detected != protocol:
-            return self._fail(
-                f"Contradictory katcp-protocol announcements: {self.detected} and {protocol}",
-                version,
-            )
+        if self.preset is None and self.detected is not None and self.detected != protocol:
+            # aiokatcp 2.3 keeps the first and ignores the second (katcp-python disconnects).
+            return DetectResult.CONTRADICTS_DETECTED
         return self._set(protocol)
 
     def _mixed(self) -> DetectResult:

@@ -35,6 +35,7 @@ _BAD_ESCAPE_RE = re.compile(rb"\\(?:[^_0nret@]|\Z)")
 _RAW_BAD_RE = re.compile(rb"[\0\x1b\n\r]")
 # Bytes needing an escape, apart from the space used as a join separator in __bytes__.
 _SPECIAL_NO_SPACE_RE = re.compile(rb"[\\\0\n\r\x1b\t]")
+_SPECIAL_RE = re.compile(rb"[\\\0\n\r\x1b\t ]")
 
 
 def _escape(arg: bytes) -> bytes:
@@ -85,6 +86,12 @@ class _MessageType(enum.IntEnum):
     REQUEST = 1
     REPLY = 2
     INFORM = 3
+
+
+# 2.x's Message.Type is named MessageType (reprs show ``<MessageType.REQUEST: 1>``); the alias
+# keeps pickles of its members resolvable.
+_MessageType.__name__ = _MessageType.__qualname__ = "MessageType"
+MessageType = _MessageType
 
 
 _valid_names: Dict[str, bytes] = {}
@@ -285,6 +292,30 @@ def request_bytes(name: str, mid: Optional[int], arguments: Tuple[Any, ...]) -> 
         _check_mid(mid)
         head = b"?%s[%d]" % (raw, mid)
     return _format_line(head, [arg if type(arg) is bytes else encode(arg) for arg in arguments])
+
+
+def reply_bytes(name: str, mid: Optional[int], arguments: List[bytes]) -> bytes:
+    """``bytes(Message._make(REPLY, name, arguments, mid))`` without making the message.
+
+    The server's per-request path; `arguments` are already encoded.
+    """
+    raw = _valid_names.get(name) or name.encode("ascii")
+    return _format_line(b"!" + raw if mid is None else b"!%s[%d]" % (raw, mid), arguments)
+
+
+def inform_bytes(name: str, mid: Optional[int], arguments: List[bytes]) -> bytes:
+    """``bytes(Message._make(INFORM, name, arguments, mid))`` without making the message.
+
+    For informs sent in bulk (request informs, ``#sensor-status``); `arguments` are
+    already encoded.
+    """
+    raw = _valid_names.get(name) or name.encode("ascii")
+    return _format_line(b"#" + raw if mid is None else b"#%s[%d]" % (raw, mid), arguments)
+
+
+def is_plain_argument(arg: bytes) -> bool:
+    """Whether `arg` goes on the wire as it is (not empty, nothing to escape)."""
+    return bool(arg) and _SPECIAL_RE.search(arg) is None
 
 
 def _format_line(head: bytes, args: List[bytes]) -> bytes:

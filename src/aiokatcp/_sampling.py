@@ -508,6 +508,33 @@ class LoopLike(Protocol):
     def call_at(self, when: float, callback: Callable[..., Any], *args: Any) -> HandleLike: ...
 
 
+_deref = weakref.ref.__call__
+
+
+class _ForwardAll(weakref.ref):  # type: ignore[type-arg]
+    """Sensor callback of a plain ``auto`` sampler: forwards every reading to its observer."""
+
+    __slots__ = ()
+
+    def __call__(self, sensor: Any, reading: Any) -> None:  # type: ignore[override]
+        sampler = _deref(self)
+        if sampler is not None:
+            observer = sampler._observer
+            if observer is not None:
+                observer(sensor, reading)
+
+
+class _ForwardUpdate(weakref.ref):  # type: ignore[type-arg]
+    """Sensor callback of a sampler with state: hands each reading to the sampler."""
+
+    __slots__ = ()
+
+    def __call__(self, sensor: Any, reading: Any) -> None:  # type: ignore[override]
+        sampler = _deref(self)
+        if sampler is not None:
+            sampler._update(reading)
+
+
 def _fire_timer(ref: weakref.ReferenceType[SensorSampler[Any]]) -> None:
     sampler = ref()
     if sampler is not None:
@@ -595,30 +622,15 @@ class SensorSampler(Generic[_T], metaclass=abc.ABCMeta):
         self._spec = spec
         # Plain ``auto`` forwards every reading: it needs no sampling state (a bulk
         # subscription makes thousands of samplers; fewer objects, shorter GC passes).
-        self._state: Optional[SamplerState] = None if spec.is_plain_auto else SamplerState(spec)
+        plain = spec.is_plain_auto
+        self._state: Optional[SamplerState] = None if plain else SamplerState(spec)
         self._timer: Optional[HandleLike] = None
         self._timer_when: Optional[float] = None
         self._observer = observer
-        # The callback holds the sampler weakly (bound as a default: no closure cells).
-        # A dead sampler's callback does nothing; its __del__ (via close) detaches it.
-        callback: Callable[..., None]
-        self_ref = weakref.ref(self)
-        if spec.is_plain_auto:
-
-            def callback(sensor: Any, reading: Any, ref: Any = self_ref) -> None:
-                sampler = ref()
-                if sampler is not None:
-                    observer = sampler._observer
-                    if observer is not None:
-                        observer(sensor, reading)
-
-        else:
-
-            def callback(sensor: Any, reading: Any, ref: Any = self_ref) -> None:
-                sampler = ref()
-                if sampler is not None:
-                    sampler._update(reading)
-
+        # The callback is a weak reference to the sampler (one object per sampler: a bulk
+        # subscription makes thousands). A dead sampler's callback does nothing; its
+        # __del__ (via close) detaches it.
+        callback: Callable[..., None] = _ForwardAll(self) if plain else _ForwardUpdate(self)
         self._callback = callback
         self._closed = False
         sensor.attach(callback)
@@ -641,7 +653,8 @@ class SensorSampler(Generic[_T], metaclass=abc.ABCMeta):
         sensor = self.sensor
         if observer is not None and sensor is not None:
             observer(sensor, reading)
-        if not self._closed:
+        # (_sync_timer has nothing to do without state and timer: plain ``auto``.)
+        if not self._closed and (self._state is not None or self._timer_when is not None):
             self._sync_timer()
 
     def _sync_timer(self) -> None:

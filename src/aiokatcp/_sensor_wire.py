@@ -14,8 +14,10 @@ from __future__ import annotations
 import enum
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
+from ._dialect import encode_time
 from ._lru import Lru
-from ._message import Message
+from ._message import Message, inform_bytes, is_plain_argument
+from ._protocol_flags import ProtocolFlags
 from ._typeinfo import encode, get_decoder
 from ._values import Address, Timestamp
 from .exceptions import FailReply
@@ -30,6 +32,7 @@ __all__ = [
     "parse_sensor_status",
     "sensor_list_args",
     "status_args",
+    "status_line",
     "value_type",
 ]
 
@@ -49,6 +52,11 @@ SENSOR_TYPES: Dict[str, type] = {
 STATUS_FROM_WIRE: Dict[bytes, Sensor.Status] = {
     status.name.lower().encode(): status for status in Sensor.Status
 }
+# And back (what ``encode(status)`` gives, without its per-call type dispatch).
+_STATUS_TO_WIRE: Dict[Sensor.Status, bytes] = {
+    status: wire for wire, status in STATUS_FROM_WIRE.items()
+}
+_STATUS_TYPE = Sensor.Status
 #: What ``#sensor-list`` says about one sensor: description, units, type name, parameters.
 SensorInfo = Tuple[str, str, str, Tuple[bytes, ...]]
 _decode_timestamp = get_decoder(Timestamp)
@@ -57,15 +65,52 @@ _decode_timestamp = get_decoder(Timestamp)
 # -- writing (server) ------------------------------------------------------------------------
 
 
-def status_args(sensor: Sensor[Any], reading: Reading[Any]) -> List[bytes]:
-    """Arguments of ``#sensor-status``/``#sensor-value``: ``<ts> 1 <name> <status> <value>``."""
+def status_args(
+    sensor: Sensor[Any], reading: Reading[Any], millis: Optional[ProtocolFlags] = None
+) -> List[bytes]:
+    """Arguments of ``#sensor-status``/``#sensor-value``: ``<ts> 1 <name> <status> <value>``.
+
+    `millis` is the protocol of a device that writes times in milliseconds
+    (KATCP v4): the timestamp, and the value of a ``timestamp`` sensor, are
+    then whole milliseconds. ``None`` (v5) keeps the hot path free of it.
+    """
+    if millis is not None:
+        value = reading.value
+        return [
+            encode_time(millis, reading.timestamp),
+            _ONE,
+            sensor.name.encode("utf-8"),
+            encode(reading.status),
+            encode_time(millis, value) if sensor.type_name == "timestamp" else encode(value),
+        ]
+    status = reading.status
     return [
         float.__repr__(reading.timestamp).encode("ascii"),
         _ONE,
         sensor.name.encode("utf-8"),
-        encode(reading.status),
+        _STATUS_TO_WIRE[status] if type(status) is _STATUS_TYPE else encode(status),
         encode(reading.value),
     ]
+
+
+def status_line(
+    sensor: Sensor[Any], reading: Reading[Any], millis: Optional[ProtocolFlags] = None
+) -> bytes:
+    """The ``#sensor-status`` line of `reading` (``Message.inform`` of :func:`status_args`).
+
+    Formatted in one step when nothing needs escaping (the common case: the
+    server formats one line per reading, for every subscribed sensor).
+    `millis` as for :func:`status_args`.
+    """
+    if millis is not None:
+        return inform_bytes("sensor-status", None, status_args(sensor, reading, millis))
+    name = sensor.name.encode("utf-8")
+    status = reading.status
+    value = encode(reading.value)
+    if type(status) is _STATUS_TYPE and is_plain_argument(name) and is_plain_argument(value):
+        timestamp = float.__repr__(reading.timestamp).encode("ascii")
+        return b"#sensor-status %s 1 %s %s %s\n" % (timestamp, name, _STATUS_TO_WIRE[status], value)
+    return inform_bytes("sensor-status", None, status_args(sensor, reading))
 
 
 def sensor_list_args(sensor: Sensor[Any]) -> Tuple[Any, ...]:
@@ -101,14 +146,14 @@ def parse_sensor_list(
 
 
 def parse_sensor_status(
-    args: Sequence[bytes], time_scale: float = 1.0
+    args: Sequence[bytes],
 ) -> Optional[Tuple[float, List[Tuple[bytes, Sensor.Status, bytes]]]]:
     """``(timestamp, [(raw name, status, value)])`` of a ``#sensor-status``; ``None`` if bad.
 
-    `time_scale` converts the timestamp to seconds (0.001 for KATCP v4).
+    Times are seconds: the client converts a v4 device's milliseconds at the wire.
     """
     try:
-        timestamp = float(args[0]) * time_scale
+        timestamp = float(args[0])
         count = int(args[1])
         if count < 0 or len(args) != 2 + 3 * count:
             return None

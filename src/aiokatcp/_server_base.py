@@ -19,10 +19,12 @@ import socket
 import ssl as _ssl
 import threading
 from collections import Counter
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 from ._codec import DEFAULT_LIMIT
+from ._dialect import encode_time, from_wire, uses_milliseconds
 from ._message import Message
+from ._protocol_flags import ProtocolFlags
 from ._server_conn import ClientConnection
 from ._server_sampling import StatusCache
 from ._server_sched import RequestContext, RequestScheduler
@@ -50,6 +52,8 @@ class ServerBase:
     backlog = 1024
     #: Stack frames kept in the traceback of the ``fail`` reply to a crashed handler.
     tb_limit = 20
+    #: The dialect spoken (``DeviceServerMeta`` sets it from ``PROTOCOL_INFO``).
+    _protocol = ProtocolFlags(5, 1, "MIB")
 
     def __init__(
         self,
@@ -83,13 +87,17 @@ class ServerBase:
         #: Clients disconnected by each limit: "slow" (``max_backlog``), "input"
         #: (``max_input_buffered``), "connections" (``max_connections``), "idle".
         self.disconnect_counts: Dict[str, int] = Counter()
-        self.status_cache = StatusCache()
+        protocol = self._protocol
+        # The dialect at the wire (KATCP v4, no message ids); None/False for plain v5.
+        self._millis = protocol if uses_milliseconds(protocol) else None
+        self._translate_requests = self._millis is not None or not protocol.message_ids
+        self.status_cache = StatusCache(self._millis)
         self._input_total = 0
         self._idle_handle: Optional[asyncio.TimerHandle] = None
         self._loop = loop
         self._sock = sock
         self._ssl = ssl
-        self._server: Optional[asyncio.AbstractServer] = None
+        self._server: Optional[asyncio.Server] = None
         self._connections: Dict[ClientConnection, None] = {}  # ordered set
         self._scheduler = RequestScheduler(
             max_pending, self._dispatch, self._set_reading, self.tb_limit
@@ -113,6 +121,13 @@ class ServerBase:
         """The arguments of each ``#version-connect`` inform sent to a new client."""
         return []
 
+    def _connect_informs(self) -> Iterable[Message]:
+        """The informs a new client gets first (v5: ``#version-connect``, one per role)."""
+        return (
+            Message._make(_INFORM, "version-connect", args, None)
+            for args in self._version_connect()
+        )
+
     # -- properties ----------------------------------------------------------------------------
 
     @property
@@ -123,7 +138,7 @@ class ServerBase:
         return self._loop
 
     @property
-    def server(self) -> Optional[asyncio.AbstractServer]:
+    def server(self) -> Optional[asyncio.Server]:
         """The listening :class:`asyncio.Server`, or ``None`` if not started."""
         return self._server
 
@@ -348,10 +363,7 @@ class ServerBase:
                 f"Refusing client: {max_connections} connections already (max_connections)",
             )
             return
-        conn.write_messages(
-            Message._make(_INFORM, "version-connect", args, None)
-            for args in self._version_connect()
-        )
+        conn.write_messages(self._connect_informs())
         if self._connections:
             if not self._new_clients:
                 self.loop.call_soon(self._announce_clients)
@@ -443,7 +455,19 @@ class ServerBase:
         """
         if msg.mtype is not _REQUEST or self._halting or conn.dropping:
             return
+        if self._translate_requests:
+            msg = self._request_from_wire(msg)
         self._scheduler.submit(RequestContext(conn, msg))
+
+    def _request_from_wire(self, msg: Message) -> Message:
+        """A request in the device's dialect as the handlers see it (v5, seconds).
+
+        Without flag ``I`` the id is dropped, so no reply or inform carries one.
+        """
+        protocol = self._protocol
+        if msg.mid is not None and not protocol.message_ids:
+            msg = Message._make(msg.mtype, msg.name, msg.arguments, None)
+        return from_wire(protocol, msg)
 
     # -- asynchronous informs --------------------------------------------------------------------
 
@@ -497,9 +521,15 @@ class ServerLogHandler(logging.Handler):
             self.server.mass_inform(
                 "log",
                 LogLevel.from_python(record.levelno),
-                Timestamp(record.created),
+                _log_time(self.server, record.created),
                 record.name,
                 self.format(record),
             )
         except Exception:
             self.handleError(record)
+
+
+def _log_time(server: ServerBase, created: float) -> Any:
+    """The timestamp argument of a ``#log`` (whole milliseconds on a v4 device)."""
+    millis = server._millis
+    return Timestamp(created) if millis is None else encode_time(millis, created)

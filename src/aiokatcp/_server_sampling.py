@@ -24,8 +24,8 @@ depend on the connection or server modules. Rules:
   not overtake them), so memory per client is bounded by its sensors
   times their reading size.
 
-:func:`status_args` is the server's one formatter of sensor readings on the
-wire (``#sensor-status`` and ``#sensor-value``).
+``_sensor_wire.status_args``/``status_line`` are the server's one formatter of
+sensor readings on the wire (``#sensor-status`` and ``#sensor-value``).
 """
 
 from __future__ import annotations
@@ -34,14 +34,13 @@ import asyncio
 import threading
 from typing import Any, Callable, Dict, Optional, Protocol
 
-from ._message import Message
+from ._protocol_flags import ProtocolFlags
 from ._sampling import SensorSampler
-from ._sensor_wire import status_args
+from ._sensor_wire import status_line
 from .sensor import Reading, Sensor
 
 __all__ = ["ClientSampling", "SamplingSink", "StatusCache", "ThreadSafeLoop"]
 
-_INFORM = Message.Type.INFORM
 _Observer = Callable[[Sensor[Any], Reading[Any]], None]
 
 
@@ -52,18 +51,20 @@ class StatusCache:
     reports the same :class:`Reading` object reuses one formatted line.
     """
 
-    __slots__ = ("_data", "_readings")
+    __slots__ = ("_data", "_millis", "_readings")
 
-    def __init__(self) -> None:
+    def __init__(self, millis: Optional[ProtocolFlags] = None) -> None:
         # Two dicts rather than one of tuples: no object per sensor for the GC to scan.
         self._readings: Dict[Sensor[Any], Reading[Any]] = {}
         self._data: Dict[Sensor[Any], bytes] = {}
+        #: The protocol of a device writing milliseconds (v4), else None (see status_args).
+        self._millis = millis
 
     def get(self, sensor: Sensor[Any], reading: Reading[Any]) -> bytes:
         """The ``#sensor-status`` line of `reading` of `sensor`."""
         if self._readings.get(sensor) is reading:
             return self._data[sensor]
-        data = bytes(Message._make(_INFORM, "sensor-status", status_args(sensor, reading), None))
+        data = status_line(sensor, reading, self._millis)
         self._readings[sensor] = reading
         self._data[sensor] = data
         return data

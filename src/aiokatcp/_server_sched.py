@@ -48,7 +48,7 @@ from typing import (
     Tuple,
 )
 
-from ._message import Message
+from ._message import Message, inform_bytes, reply_bytes
 from ._server_conn import ClientConnection
 from ._typeinfo import encode
 from .connection import ConnectionLoggerAdapter, _log_message
@@ -65,7 +65,6 @@ _OK = b"ok"
 _FAIL = b"fail"
 _INVALID = b"invalid"
 _REPLY = Message.Type.REPLY
-_INFORM = Message.Type.INFORM
 _EAGER = sys.version_info >= (3, 12)
 _CoroutineType = types.CoroutineType
 _enter_task = getattr(asyncio.tasks, "_enter_task", None)
@@ -167,7 +166,8 @@ class RequestContext:
     def _send_reply(self, arguments: List[bytes], before: bytes = b"") -> None:
         req = self.req
         self._replied = True
-        self.conn.write_bytes(before + bytes(Message._make(_REPLY, req.name, arguments, req.mid)))
+        data = reply_bytes(req.name, req.mid, arguments)
+        self.conn.write_bytes(before + data if before else data)
 
     def _send_message(self, msg: Message) -> None:
         req = self.req
@@ -208,9 +208,7 @@ class RequestContext:
             return
         self._check_not_replied()
         req = self.req
-        self.conn.write_bytes(
-            bytes(Message._make(_INFORM, req.name, [encode(arg) for arg in args], req.mid))
-        )
+        self.conn.write_bytes(inform_bytes(req.name, req.mid, [encode(arg) for arg in args]))
 
     def informs(self, informs: Iterable[Iterable[Any]], *, send_reply: bool = True) -> None:
         """Send several informs and (by default) the reply ``ok <count>``, in one write.
@@ -234,10 +232,7 @@ class RequestContext:
         self._check_not_replied()
         req = self.req
         name, mid = req.name, req.mid
-        msgs = [
-            bytes(Message._make(_INFORM, name, [encode(arg) for arg in args], mid))
-            for args in informs
-        ]
+        msgs = [inform_bytes(name, mid, [encode(arg) for arg in args]) for args in informs]
         data = b"".join(msgs)
         if send_reply:
             self._send_reply([_OK, encode(len(msgs))], data)
@@ -405,38 +400,42 @@ class RequestScheduler:
             self._track(loop.create_task(self._run(ctx, aw, _UNSTARTED)), ctx, aw)
             return
         context = contextvars.copy_context()
-        holder: List[Any] = [aw, _UNSTARTED]
+        # The task's coroutine reaches the request only through `holder`, emptied when the
+        # first step finishes the handler: the (already scheduled) no-op step of the task
+        # then keeps nothing of the request alive (fewer objects survive to older GC
+        # generations under pipelining).
+        holder: List[Any] = [ctx, aw, _UNSTARTED]
         if loop.get_task_factory() is None:
             # (What loop.create_task does without a factory, minus its Python overhead.)
             task: asyncio.Task[None] = asyncio.Task(
-                self._resume(ctx, holder), loop=loop, context=context
+                self._resume(holder), loop=loop, context=context
             )
         else:
-            task = loop.create_task(self._resume(ctx, holder), context=context)
+            task = loop.create_task(self._resume(holder), context=context)
         _enter_task(loop, task)
         try:
             yielded = context.run(aw.send, None)
         except StopIteration as stop:
-            holder[0] = None
+            holder.clear()
             self._succeeded(ctx, stop.value)
         except asyncio.CancelledError:
-            holder[0] = None
+            holder.clear()
             self._cancelled(ctx)
         except Exception as exc:
-            holder[0] = None
+            holder.clear()
             self._failed(ctx, exc)
         else:
-            holder[1] = yielded
+            holder[2] = yielded
             self._track(task, ctx, aw)
             return
         finally:
             _leave_task(loop, task)
         self._release(ctx)
 
-    async def _resume(self, ctx: RequestContext, holder: List[Any]) -> None:
-        aw, yielded = holder
-        if aw is not None:
-            holder[0] = None
+    async def _resume(self, holder: List[Any]) -> None:
+        if holder:
+            ctx, aw, yielded = holder
+            holder.clear()
             await self._run(ctx, aw, yielded)
 
     def _track(self, task: asyncio.Task[None], ctx: RequestContext, aw: Any) -> None:

@@ -54,18 +54,29 @@ from ._client_helpers import (
     enable_tcp_keepalive,
     expire,
     log_remote,
-    parse_protocol_version,
     parse_timeout_hints,
     reply_error,
 )
-from ._client_requests import PendingRequest, ReplyAndInforms, RequestTracker
+from ._client_requests import NamedLocks, PendingRequest, ReplyAndInforms, RequestTracker
 from ._client_state import HAVE_CONNECTION, Event, State, next_state
 from ._client_watcher import AbstractSensorWatcher, SensorMonitor, SyncState
 from ._codec import DEFAULT_LIMIT
+from ._dialect import (
+    ASSUMED_PROTOCOL,
+    CONNECT_INFORMS,
+    ClientTimes,
+    DetectResult,
+    VersionDetector,
+    VersionInfo,
+    convert_seconds,
+    uses_milliseconds,
+)
 from ._handlers import collect_handlers, wrap_handler
 from ._message import Message, request_bytes
+from ._protocol_flags import ProtocolFlags
 from ._sensor_wire import SENSOR_TYPES, decode_sensor_value, value_type
 from ._typeinfo import encode, get_decoder
+from ._values import Timestamp
 from .connection import Connection, ConnectionLoggerAdapter
 from .exceptions import FailReply, InvalidReply, ProtocolError
 from .sensor import Reading, Sensor, SensorSet
@@ -185,9 +196,15 @@ class Client(metaclass=ClientMeta):
         answered within another `keepalive` seconds the connection is
         dropped (and re-established if `auto_reconnect`).
     negotiation_timeout
-        How long to wait for ``#version-connect`` after connecting. A server
-        that never sends it (a v4 or minimal device) is then assumed to have
-        no protocol flags: no message ids, so requests are serialised.
+        How long :meth:`connect` waits for ``#version-connect`` (or v4's
+        ``#version``) after connecting. Requests may be sent meanwhile; a
+        server that never announces itself is talked to as KATCP 5.0 without
+        flags (no message ids). See :doc:`/v4`.
+    protocol
+        Preset the device's :class:`~aiokatcp.protocol.ProtocolFlags` (for
+        example ``ProtocolFlags(4, 0, {"M"})`` for a KATCP v4 device): nothing
+        is detected and nothing is waited for; contradicting connect informs
+        are logged as warnings.
     ssl, server_hostname
         Connect (and reconnect) over TLS with this context (default: plain TCP),
         checking that the server's certificate names `server_hostname` (default:
@@ -208,6 +225,9 @@ class Client(metaclass=ClientMeta):
     protocol_version : Optional[Tuple[int, int]]
         ``(major, minor)`` of the server's protocol, ``(4, 0)`` for a server
         detected as v4, or ``None`` if unknown.
+    protocol : ProtocolFlags
+        The dialect in use (``5.0`` without flags while unknown); a v4 device's
+        times are converted to seconds on every path.
     last_exc : Optional[Exception]
         Why the client is not connected (``None`` while connected).
     logger : logging.LoggerAdapter
@@ -229,6 +249,7 @@ class Client(metaclass=ClientMeta):
         backoff: Tuple[float, float] = DEFAULT_BACKOFF,
         ssl: Optional[SSLContext] = None,
         server_hostname: Optional[str] = None,
+        protocol: Optional[ProtocolFlags] = None,
     ) -> None:
         if server_hostname is not None and ssl is None:
             raise ValueError("server_hostname is only meaningful with ssl")
@@ -245,6 +266,10 @@ class Client(metaclass=ClientMeta):
         self.server_hostname = server_hostname
         self.protocol_flags: FrozenSet[str] = frozenset()
         self.protocol_version: Optional[Tuple[int, int]] = None
+        self.protocol = ASSUMED_PROTOCOL
+        self._preset = protocol
+        self._detector = VersionDetector(protocol)
+        self._times: Optional[ClientTimes] = None  # set for a device that uses milliseconds
         self.last_exc: Optional[Exception] = None
         self.logger: logging.LoggerAdapter[logging.Logger] = ConnectionLoggerAdapter(
             logger, {"address": f"{host}:{port}"}
@@ -257,11 +282,10 @@ class Client(metaclass=ClientMeta):
         self._conn: Optional[Connection] = None
         self._negotiated: Optional[asyncio.Future[None]] = None
         self._lost: Optional[asyncio.Future[None]] = None
-        self._version_assumed = False
         self._mid_support = False
         # One tracker for the client's life: message ids keep counting across reconnections.
         self._tracker = RequestTracker()
-        self._request_lock: Optional[asyncio.Lock] = None
+        self._request_locks = NamedLocks()
         self._timeout_hints: Dict[str, float] = {}
         self._delays = backoff_delays(*self.backoff)
         self._rx_count = 0
@@ -473,19 +497,20 @@ class Client(metaclass=ClientMeta):
             if `name` is not a valid request name or an argument cannot be encoded
         """
         self._ensure_started()
-        if self._state is not State.CONNECTED:
+        if not self._can_send():
             raise BrokenPipeError("Not connected")
         if timeout is None:
             timeout = self._timeout_hints.get(name)
         if self._mid_support:
             return await self._send_request(name, args, timeout, inform_callback)
-        # Without message ids only one request is outstanding at a time (katcp-protocol §3.4).
-        if self._request_lock is None:
-            self._request_lock = asyncio.Lock()
-        async with self._request_lock:
-            if self._state is not State.CONNECTED:
+        async with self._request_locks.hold(name):  # no ids: FIFO per name
+            if not self._can_send():
                 raise BrokenPipeError("Not connected")
             return await self._send_request(name, args, timeout, inform_callback)
+
+    def _can_send(self) -> bool:
+        """Connected, or negotiating (a device may never announce itself; as katcp-python)."""
+        return self._state is _CONNECTED or (self._state is _NEGOTIATING and not self._closing)
 
     async def request(
         self,
@@ -583,7 +608,12 @@ class Client(metaclass=ClientMeta):
             raise BrokenPipeError("Not connected")
         tracker = self._tracker
         mid = tracker.allocate_mid() if self._mid_support else None
-        data = request_bytes(name, mid, args)
+        times = self._times
+        data = (
+            request_bytes(name, mid, args)
+            if times is None
+            else times.request_bytes(name, mid, args)
+        )
         loop = self.loop
         future: asyncio.Future[ReplyAndInforms] = loop.create_future()
         # Concurrent requests are sent together at the end of this loop iteration (one
@@ -637,7 +667,12 @@ class Client(metaclass=ClientMeta):
         ValueError
             if the reply cannot be decoded
         """
-        if sensor_type is None:
+        if sensor_type is None and self._times is not None:
+            # v4: the listing must arrive first, as it says whether the value is a time.
+            _, list_informs = await self.request("sensor-list", sensor_name)
+            sensor_type = value_type(list_informs, sensor_name)
+            _, value_informs = await self.request("sensor-value", sensor_name)
+        elif sensor_type is None:
             results = await asyncio.gather(
                 self.request("sensor-list", sensor_name),
                 self.request("sensor-value", sensor_name),
@@ -650,7 +685,15 @@ class Client(metaclass=ClientMeta):
             sensor_type = value_type(list_informs, sensor_name)
         else:
             _, value_informs = await self.request("sensor-value", sensor_name)
-        return decode_sensor_value(value_informs, sensor_type)
+        reading = decode_sensor_value(value_informs, sensor_type)
+        times = self._times
+        if times is not None and sensor_type is Timestamp:
+            # Only sensors listed (#sensor-list) as timestamps had their value converted.
+            if not times.is_timestamp_sensor(value_informs[0].arguments[2]):
+                reading = Reading(
+                    reading.timestamp, reading.status, Timestamp(reading.value / 1000)
+                )
+        return reading
 
     @overload
     async def sensor_value(self, sensor_name: str) -> Any: ...
@@ -705,14 +748,16 @@ class Client(metaclass=ClientMeta):
             return
         self._rx_count += 1
         mtype = msg.mtype
+        if mtype is _INFORM and msg.name in CONNECT_INFORMS:
+            self._detect(msg)
+        if self._times is not None:
+            msg = self._times.incoming(msg)
         if mtype is _INFORM:
             if self._tracker.handle_inform(msg):
                 return
             if msg.mid is not None:
                 self.unhandled_inform(msg)
                 return
-            if self._state is _NEGOTIATING and msg.name in ("version", "build-state"):
-                self._detected_v4()
             self.handle_inform(msg)
         elif mtype is _REPLY:
             if not self._tracker.handle_reply(msg):
@@ -787,30 +832,49 @@ class Client(metaclass=ClientMeta):
     def inform_version_connect(
         self, api: str, version: str, build_state: Optional[str] = None
     ) -> None:
-        """Learn the protocol version and flags from ``#version-connect katcp-protocol``."""
-        if api != "katcp-protocol":
-            return
-        parsed = parse_protocol_version(version)
-        if parsed is None or parsed[0] != 5:
-            if parsed is None:
-                exc = ProtocolError(f"Unparsable katcp-protocol {version!r}", version)
-            else:
-                exc = ProtocolError(f"Unknown protocol version {parsed[0]}.{parsed[1]}", version)
+        """Hook for ``#version-connect`` (the protocol was already learnt; see :attr:`versions`)."""
+
+    @property
+    def versions(self) -> Dict[str, VersionInfo]:
+        """Every version row the device announced on this connection, by role.
+
+        ``katcp-protocol``, ``katcp-library``, ``katcp-device`` and extra roles of
+        ``#version-connect``; ``version`` and ``build-state`` for a v4 device.
+        Each is ``(version, build_state)`` (``build_state`` may be ``None``).
+        """
+        return dict(self._detector.versions)
+
+    def convert_seconds(self, seconds: float) -> float:
+        """A time in seconds in the device's units (milliseconds for KATCP v4).
+
+        The client's own helpers convert already; this is for arguments of your requests.
+        """
+        return convert_seconds(self.protocol, seconds)
+
+    def _detect(self, msg: Message) -> None:
+        """Feed a connect inform to the version detector (the order of informs never matters)."""
+        try:
+            result = self._detector.feed(msg)
+        except ProtocolError as exc:
             self.last_exc = exc
             negotiated = self._negotiated
             if negotiated is not None and not negotiated.done():
                 negotiated.set_exception(exc)
-            else:
+            elif self._state is _CONNECTED:
                 self.logger.error("%s", exc)
                 self._drop_connection(exc)
+            # else: still negotiating; _negotiate raises the detector's error
             return
-        major_minor = parsed[:2]
-        flags = parsed[2]
-        if self._state is State.NEGOTIATING or self._version_assumed:
-            self._set_protocol(major_minor, flags)
-            self._version_assumed = False
-        elif (major_minor, flags) != (self.protocol_version, self.protocol_flags):
-            self.logger.warning("Ignoring a second, different #version-connect: %s", version)
+        if result is DetectResult.DETECTED:
+            self._set_protocol(self._detector.protocol)
+        elif result is DetectResult.CONTRADICTS_DETECTED:
+            self.logger.warning("Ignoring a second, different #version-connect: %s", msg)
+        elif result is DetectResult.CONTRADICTS_PRESET:
+            self.logger.warning(
+                "Ignoring %s: contradicts the preset protocol %s", msg, self._preset
+            )
+        elif result is DetectResult.MALFORMED:
+            self.logger.warning("Ignoring malformed %s", msg)
 
     def inform_disconnect(self, reason: str) -> None:
         """The server is about to close the connection: close our side too."""
@@ -833,8 +897,8 @@ class Client(metaclass=ClientMeta):
         self._negotiated = loop.create_future()
         self._lost = loop.create_future()
         self._timeout_hints = {}
-        self._version_assumed = False
-        self._set_protocol(None, frozenset())
+        self._detector = VersionDetector(self._preset)
+        self._set_protocol(self._preset)
         self._set_state(Event.TCP_UP)
 
     def _eof_received(self, conn: Connection) -> bool:
@@ -960,16 +1024,16 @@ class Client(metaclass=ClientMeta):
         if not done:
             self.logger.warning(
                 "No #version-connect within %g s: assuming a server without protocol flags "
-                "(no message ids; requests are serialised)",
+                "(no message ids)",
                 self.negotiation_timeout,
             )
-            self._version_assumed = True
-            self._set_protocol(None, frozenset())
             negotiated.cancel()  # a late #version-connect is then handled as an update
             return
         negotiated.result()  # raises ProtocolError or ConnectionError
         if "T" in self.protocol_flags:
             await self._fetch_timeout_hints()
+        if self._detector.error is not None:  # contradicting informs came meanwhile
+            raise self._detector.error
 
     async def _fetch_timeout_hints(self) -> None:
         try:
@@ -1059,17 +1123,16 @@ class Client(metaclass=ClientMeta):
     def _state_is_not(self, state: State) -> bool:
         return self._state is not state
 
-    def _set_protocol(self, version: Optional[Tuple[int, int]], flags: FrozenSet[str]) -> None:
-        self.protocol_version = version
-        self.protocol_flags = flags
-        self._mid_support = "I" in flags
+    def _set_protocol(self, protocol: Optional[ProtocolFlags]) -> None:
+        """Use `protocol` (``None``: not known yet) on the current connection."""
+        self.protocol = ASSUMED_PROTOCOL if protocol is None else protocol
+        self.protocol_version = None if protocol is None else protocol.version
+        self.protocol_flags = self.protocol.flags
+        self._mid_support = self.protocol.message_ids
+        self._times = ClientTimes(self.protocol) if uses_milliseconds(self.protocol) else None
         negotiated = self._negotiated
-        if version is not None and negotiated is not None and not negotiated.done():
+        if protocol is not None and negotiated is not None and not negotiated.done():
             negotiated.set_result(None)
-
-    def _detected_v4(self) -> None:
-        self.logger.info("Server sent v4 connect informs: assuming KATCP v4 (no message ids)")
-        self._set_protocol((4, 0), frozenset())
 
     def _drop_connection(self, exc: Exception, abort: bool = False) -> None:
         """Close the current connection on our initiative (it will be re-made if wanted)."""

@@ -567,3 +567,7 @@ class Connection(asyncio.BufferedProtocol):
         if self._closed_future is None:
             self._closed_future = asyncio.get_running_loop().create_future()
         await asyncio.shield(self._closed_future)
+
+
+# Defined in ._handlers; its public (2.x) path is this module.
+wrap_handler.__module__ = __name__

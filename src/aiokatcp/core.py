@@ -42,6 +42,11 @@ for _cls in (
     Now,
     Timestamp,
     TypeInfo,
+    decode,
+    encode,
+    get_decoder,
+    get_type,
+    register_type,
 ):
     _cls.__module__ = __name__
 del _cls

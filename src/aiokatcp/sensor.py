@@ -19,6 +19,7 @@ import enum
 import inspect
 import numbers
 import time
+import types
 import weakref
 from typing import (
     Any,
@@ -32,6 +33,7 @@ from typing import (
     List,
     Mapping,
     Optional,
+    Protocol,
     Tuple,
     Type,
     TypeVar,
@@ -41,7 +43,7 @@ from typing import (
     overload,
 )
 
-from typing_extensions import Protocol, TypeAlias
+from typing_extensions import TypeAlias
 
 from ._sampling import SensorSampler, Strategy
 from ._typeinfo import encode, get_type
@@ -82,6 +84,8 @@ _Status.__name__ = "Status"
 _Status.__qualname__ = "Sensor.Status"
 # SensorSampler lives in ._sampling; its public (2.x) path is this module.
 SensorSampler.__module__ = __name__
+Strategy.__module__ = __name__
+Strategy.__qualname__ = "SensorSampler.Strategy"
 _VALID_STATUSES = frozenset({_Status.NOMINAL, _Status.WARN, _Status.ERROR})
 
 
@@ -123,29 +127,28 @@ def _always_nominal(value: Any) -> _Status:
     return _NOMINAL
 
 
-class ClassicObserver(Protocol[_T]):
-    """Type of an observer called as ``observer(sensor, reading)`` (as in aiokatcp 2.x)."""
-
-    def __call__(self, __sensor: Sensor[_T], __reading: Reading[_T]) -> None: ...
-
-
-class DeltaObserver(Protocol[_T]):
-    """Type of an observer that also gets the previous reading as ``old_reading``."""
-
-    def __call__(
-        self, __sensor: Sensor[_T], __reading: Reading[_T], *, old_reading: Reading[_T]
-    ) -> None: ...
-
-
-#: Either kind of observer accepted by :meth:`Sensor.attach`.
-Observer = Union[ClassicObserver[_T], DeltaObserver[_T]]
+_FunctionType = types.FunctionType
 
 
 def _is_delta_observer(observer: Callable[..., None]) -> bool:
     """Whether `observer` takes an ``old_reading`` parameter (a delta observer)."""
-    # Fast path for plain functions and bound methods (inspect.signature costs ~30 us,
-    # which matters when a client subscribes to thousands of sensors at once).
-    func = getattr(observer, "__func__", observer)
+    # Fast path for plain functions, bound methods and objects whose class defines
+    # __call__ in Python (inspect.signature costs ~30 us, which matters when a client
+    # subscribes to thousands of sensors at once). A method's code includes ``self``,
+    # which is never ``old_reading``.
+    kind = type(observer)
+    if kind is _FunctionType:
+        func: Any = observer
+    else:
+        func = getattr(observer, "__func__", None)
+        if func is None:
+            call = getattr(kind, "__call__", None)  # noqa: B004 (the Python-level method)
+            plain_call = (
+                type(call) is _FunctionType
+                and not hasattr(observer, "__signature__")
+                and not hasattr(observer, "__wrapped__")
+            )
+            func = call if plain_call else observer
     code = getattr(func, "__code__", None)
     if code is not None and not hasattr(func, "__wrapped__"):
         return "old_reading" in code.co_varnames[: code.co_argcount + code.co_kwonlyargcount]
@@ -157,6 +160,24 @@ def _is_delta_observer(observer: Callable[..., None]) -> bool:
 
 
 _Range = Tuple[Any, Any]
+
+
+class ClassicObserver(Protocol[_T]):
+    """Type of an observer called as ``observer(sensor, reading)`` (as in 2.x)."""
+
+    def __call__(self, __sensor: Sensor[_T], __reading: Reading[_T]) -> None: ...
+
+
+class DeltaObserver(Protocol[_T]):
+    """Type of an observer that also receives the previous reading (as in 2.x)."""
+
+    def __call__(
+        self, __sensor: Sensor[_T], __reading: Reading[_T], *, old_reading: Reading[_T]
+    ) -> None: ...
+
+
+#: Either kind of observer accepted by :meth:`Sensor.attach` (as in 2.x).
+Observer = Union[ClassicObserver[_T], DeltaObserver[_T]]
 
 
 class Sensor(Generic[_T]):

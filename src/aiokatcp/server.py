@@ -22,11 +22,20 @@ import asyncio
 import inspect
 import socket
 import ssl as _ssl
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, ClassVar, Dict, Iterable, List, Optional, Tuple
 
 from ._codec import DEFAULT_LIMIT
+from ._dialect import (
+    bulk_sampling_error,
+    request_available,
+    sampling_params_to_wire,
+    sends_version_connect,
+    strategy_error,
+    v4_connect_informs,
+)
 from ._handlers import collect_handlers, get_request_timeout_hint, request_timeout_hint
 from ._message import Message
+from ._protocol_flags import ProtocolFlags
 from ._sampling import DEFAULT_MIN_INTERVAL, SensorSampler
 from ._sensor_wire import sensor_list_args, status_args
 from ._server_base import DEFAULT_MAX_INPUT_BUFFERED, ServerBase, ServerLogHandler
@@ -67,8 +76,9 @@ def _opt_in(
     return decorator
 
 
-def _has_timeout_hints(cls: type) -> bool:
-    return bool(getattr(cls, "_request_timeout_hints", None))
+def _has_timeout_hints(cls: Any) -> bool:
+    protocol: ProtocolFlags = cls._protocol
+    return protocol.request_timeout_hints
 
 
 def _overrides_restart(cls: type) -> bool:
@@ -103,13 +113,24 @@ class DeviceServerMeta(type):
             if (hint := get_request_timeout_hint(handler))  # 0 means "no hint"
         }
         cls._request_timeout_hints = hints
+        cls._protocol_flags = "MIBT" if hints else "MIB"
+        info = getattr(cls, "PROTOCOL_INFO", None)
+        if info is not None and not isinstance(info, ProtocolFlags):
+            raise TypeError(f"{name}.PROTOCOL_INFO must be a ProtocolFlags, not {info!r}")
+        flags = getattr(cls, "PROTOCOL_FLAGS", None)
+        if info is None and isinstance(flags, str):
+            # The earlier spelling: a 5.1 flag string. It now gates features too.
+            info = ProtocolFlags(5, 1, flags)
+        # Without either: 5.1 with flags MIB, and T when a request declares a hint.
+        cls._protocol = ProtocolFlags(5, 1, cls._protocol_flags) if info is None else info
         for msg_name, handler in list(handlers.items()):
             orig = getattr(handler, "_aiokatcp_orig_handler", handler)
             condition = getattr(orig, _OPT_IN, None)
-            if condition is not None and not condition(cls):
+            if (condition is not None and not condition(cls)) or not request_available(
+                cls._protocol, msg_name
+            ):
                 del handlers[msg_name]
         cls._request_handlers = handlers
-        cls._protocol_flags = "MIBT" if hints else "MIB"
 
 
 class DeviceServer(ServerBase, metaclass=DeviceServerMeta):
@@ -179,6 +200,14 @@ class DeviceServer(ServerBase, metaclass=DeviceServerMeta):
     # None here (as in 2.x) so that ``DeviceServer.VERSION`` exists; subclasses must set a str.
     VERSION: str = None  # type: ignore[assignment]
     BUILD_STATE: str = None  # type: ignore[assignment]
+    #: The protocol dialect (see :doc:`/v4`): ``None`` is KATCP 5.1 with flags
+    #: ``MIB`` (and ``T`` when a request declares a timeout hint), as aiokatcp 2.3.
+    #: ``ProtocolFlags(4, 0, ...)`` makes a KATCP v4 device; flags ``B``, ``T`` and
+    #: ``I`` gate bulk ``?sensor-sampling``, ``?request-timeout-hint`` and message ids.
+    PROTOCOL_INFO: ClassVar[Optional[ProtocolFlags]] = None
+    #: Earlier spelling of a v5.1 ``PROTOCOL_INFO``: a flag string such as ``"MI"``
+    #: (``PROTOCOL_INFO`` wins when both are set).
+    PROTOCOL_FLAGS: ClassVar[Optional[str]] = None
     #: Set to true to offer ``?sensor-sampling-clear`` (not in aiokatcp 2.3).
     SENSOR_SAMPLING_CLEAR = False
     #: Sensors handled between two yields to the event loop in a bulk ``?sensor-sampling``.
@@ -283,12 +312,17 @@ class DeviceServer(ServerBase, metaclass=DeviceServerMeta):
     def _version_connect(self) -> List[List[bytes]]:
         minor = ".".join(__version__.split(".")[:2])
         rows: List[Tuple[str, ...]] = [
-            ("katcp-protocol", f"5.1-{self._protocol_flags}"),
+            ("katcp-protocol", str(self._protocol)),
             ("katcp-library", f"aiokatcp-{minor}", f"aiokatcp-{__version__}"),
             ("katcp-device", self.VERSION, self.BUILD_STATE),
         ]
         rows.extend((role, *values) for role, values in self.extra_versions.items())
         return [[value.encode() for value in row] for row in rows]
+
+    def _connect_informs(self) -> Iterable[Message]:
+        if sends_version_connect(self._protocol):
+            return super()._connect_informs()
+        return v4_connect_informs(self.VERSION, self.BUILD_STATE)
 
     def send_version_info(self, ctx: RequestContext, *, send_reply: bool = True) -> None:
         """Send one inform per version role (and, by default, the ``ok <count>`` reply)."""
@@ -422,12 +456,16 @@ class DeviceServer(ServerBase, metaclass=DeviceServerMeta):
         name
             A sensor name, or ``/regex/`` to list every sensor whose name
             matches (``re.search``); all sensors if omitted.
+
+        Returns
+        -------
+        int
+            The number of ``#sensor-list`` informs sent (the reply is ``ok <count>``); as in
+            2.x, so that an override can call it and use the count.
         """
-        # Returns the count (the reply is ``ok <count>``), as in aiokatcp 2.x, so that an
-        # override can call it and add informs of its own before the reply.
-        sensors = select_sensors(self.sensors, name)
-        ctx.informs((sensor_list_args(sensor) for sensor in sensors), send_reply=False)
-        return len(sensors)
+        rows = [sensor_list_args(sensor) for sensor in select_sensors(self.sensors, name)]
+        ctx.informs(rows, send_reply=False)
+        return len(rows)
 
     async def request_sensor_value(self, ctx: RequestContext, name: Optional[str] = None) -> None:
         """Request the value of a sensor or sensors.
@@ -441,7 +479,8 @@ class DeviceServer(ServerBase, metaclass=DeviceServerMeta):
             matches (``re.search``); all sensors if omitted.
         """
         ctx.informs(
-            status_args(sensor, sensor.reading) for sensor in select_sensors(self.sensors, name)
+            status_args(sensor, sensor.reading, self._millis)
+            for sensor in select_sensors(self.sensors, name)
         )
 
     async def request_sensor_sampling(
@@ -469,17 +508,24 @@ class DeviceServer(ServerBase, metaclass=DeviceServerMeta):
         strategy
             The strategy to set; omit to query.
         *args
-            The strategy's parameters (times in seconds).
+            The strategy's parameters (times in seconds; milliseconds on a v4 device).
         """
         conn = ctx.conn
         names = name.split(",")
+        protocol = self._protocol
         if strategy is None:
             # (A comma list is just an unknown name here, as in aiokatcp 2.x.)
             sensor = self.sensors.get(name)
             if sensor is None:
                 raise FailReply(f"Unknown sensor {name!r}")
             sampler = conn.sampling.get(sensor)
-            return (name, *(sampler.wire_parameters() if sampler is not None else _NONE))
+            params = sampler.wire_parameters() if sampler is not None else _NONE
+            return (name, *sampling_params_to_wire(protocol, params))
+        error = bulk_sampling_error(protocol, name.encode("utf-8")) or strategy_error(
+            protocol, encode(strategy).decode()
+        )
+        if error is not None:
+            raise FailReply(error)
         sensors, plan = resolve_sampling(
             self.sensors, names, strategy, args, self.min_sampling_interval
         )
@@ -493,7 +539,7 @@ class DeviceServer(ServerBase, metaclass=DeviceServerMeta):
         sampling = conn.sampling
         async with sampling.lock:
             await self._apply_sampling(conn, sampling, sensors, plan)
-        return (name.encode("utf-8"), *reply_params)
+        return (name.encode("utf-8"), *sampling_params_to_wire(protocol, reply_params))
 
     async def _apply_sampling(
         self,
@@ -512,24 +558,31 @@ class DeviceServer(ServerBase, metaclass=DeviceServerMeta):
         current = self.sensors
         bulk = len(sensors) > batch
         readings = [sensor.reading for sensor in sensors] if bulk else None
+        # (Hot loop of a bulk subscription: bound methods and batch bounds hoisted.)
+        get_current = current.get
+        observer = sampling.observer
+        install = sampling.set
+        make_sampler = SensorSampler._from_spec
+        count = len(sensors)
         sampling.requests += 1
         try:
-            for i, (sensor, (spec, is_auto)) in enumerate(zip(sensors, plan)):
-                if i and i % batch == 0:
+            for start in range(0, count, batch):
+                if start:
                     await asyncio.sleep(0)
                     await conn.drain()
                     if conn.is_closing():
                         return  # the client went away: its samplers are released with it
-                if current.get(sensor.name) is not sensor:
-                    if spec is not None and readings is not None:
-                        sampling.observer(sensor, readings[i])
-                    continue
-                sampler = None
-                if spec is not None:
-                    sampler = SensorSampler._from_spec(
-                        sensor, sampling.observer, sampler_loop, spec, is_auto
-                    )
-                sampling.set(sensor, sampler)
+                for i in range(start, min(start + batch, count)):
+                    sensor = sensors[i]
+                    spec, is_auto = plan[i]
+                    if get_current(sensor.name) is not sensor:
+                        if spec is not None and readings is not None:
+                            observer(sensor, readings[i])
+                        continue
+                    if spec is None:
+                        install(sensor, None)
+                    else:
+                        install(sensor, make_sampler(sensor, observer, sampler_loop, spec, is_auto))
         finally:
             sampling.requests -= 1
 
