@@ -125,3 +125,13 @@ async def test_standard_help_summaries_are_those_of_23(peer: ScriptedPeer) -> No
         ),
         b"watchdog": b"Check\\_that\\_the\\_server\\_is\\_still\\_alive.",
     }
+
+
+async def test_no_automatic_interface_changed(device: Device, peer: ScriptedPeer) -> None:
+    # 2.3 never sends #interface-changed by itself: a 2.x device announces its changes
+    # with mass_inform, and one more would make every client re-list twice.
+    device.sensors.add(Sensor(int, "extra", ""))
+    device.sensors.discard(device.sensors["temp"])
+    device.mass_inform("interface-changed", "sensor-list")
+    assert await peer.readlines(1) == [b"#interface-changed sensor-list"]
+    assert await peer.request(b"?watchdog") == [b"!watchdog ok"]

@@ -41,6 +41,7 @@ class Other(enum.Enum):
 class DummyServer(DeviceServer):
     VERSION = "dummy-1.0"
     BUILD_STATE = "dummy-1.0.0"
+    AUTO_INTERFACE_CHANGED = True  # sensors added/removed below are announced
 
     def __init__(self) -> None:
         super().__init__("127.0.0.1", 0)
@@ -523,6 +524,7 @@ async def test_sync_failure_is_retried_with_backoff(
 class _MachineServer(DeviceServer):
     VERSION = "machine-1.0"
     BUILD_STATE = "machine-1.0.0"
+    AUTO_INTERFACE_CHANGED = True  # sensor-set changes are announced
 
 
 NAMES = ["s0", "s1", "s2", "s3"]

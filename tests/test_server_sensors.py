@@ -36,6 +36,7 @@ class Server(DeviceServer):
     VERSION = "test-api-1.0"
     BUILD_STATE = "test-1.0.0"
     SENSOR_SAMPLING_CLEAR = True
+    AUTO_INTERFACE_CHANGED = True
 
 
 def make_sensors() -> List[Sensor[Any]]:

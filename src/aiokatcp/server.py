@@ -210,6 +210,10 @@ class DeviceServer(ServerBase, metaclass=DeviceServerMeta):
     PROTOCOL_FLAGS: ClassVar[Optional[str]] = None
     #: Set to true to offer ``?sensor-sampling-clear`` (not in aiokatcp 2.3).
     SENSOR_SAMPLING_CLEAR = False
+    #: Set to true to send ``#interface-changed sensor-list`` by itself whenever
+    #: ``sensors`` changes while serving (not in aiokatcp 2.3, whose devices announce
+    #: changes with ``mass_inform``; doing both would make every client re-list twice).
+    AUTO_INTERFACE_CHANGED = False
     #: Sensors handled between two yields to the event loop in a bulk ``?sensor-sampling``.
     SENSOR_SAMPLING_BATCH = 50
     LogHandler = ServerLogHandler
@@ -341,7 +345,7 @@ class DeviceServer(ServerBase, metaclass=DeviceServerMeta):
 
     def _schedule_interface_changed(self) -> None:
         """Send ``#interface-changed sensor-list`` soon, once per burst of changes."""
-        if self._interface_changed_pending:
+        if self._interface_changed_pending or not self.AUTO_INTERFACE_CHANGED:
             return
         try:
             loop = asyncio.get_running_loop()

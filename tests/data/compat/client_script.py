@@ -127,6 +127,21 @@ async def main(port: int) -> None:
             s.description,
             s.units,
         )
+    watcher.events.clear()
+    await client.request("add-sensor", "extra")
+    await asyncio.sleep(0.3)
+    await client.request("remove-sensor", "temp")
+    await asyncio.sleep(0.3)
+    show("watcher after interface change", watcher.events)
+    show(
+        "mirror after interface change",
+        sorted(sw.sensors),
+        repr(
+            sw.sensors["remote.extra"].value
+            if "remote.extra" in sw.sensors
+            else sw.sensors["extra"].value
+        ),
+    )
     mode = sw.sensors["mode"]
     show("mirror mode members", [(m.name, m.value) for m in mode.stype])
     client.close()

@@ -159,6 +159,16 @@ class Device(aiokatcp.DeviceServer):
         logging.getLogger("device").warning("%s", text)
         logging.getLogger("device").debug("debug %s", text)
 
+    async def request_add_sensor(self, ctx: aiokatcp.RequestContext, name: str) -> None:
+        """Add an integer sensor and announce it."""
+        self.sensors.add(Sensor(int, name, "added", default=7, initial_status=Sensor.Status.WARN))
+        self.mass_inform("interface-changed", "sensor-list")
+
+    async def request_remove_sensor(self, ctx: aiokatcp.RequestContext, name: str) -> None:
+        """Remove a sensor and announce it."""
+        self.sensors.discard(self.sensors[name])
+        self.mass_inform("interface-changed", "sensor-list")
+
     async def request_manual(self, ctx: aiokatcp.RequestContext) -> None:
         """Replies by hand."""
         ctx.reply("ok", 1, "two")
