@@ -151,6 +151,15 @@ STEPS: List[Tuple[bytes, Optional[bytes]]] = [
     (b"\n", None),
     (b"?1abc\n", None),
     (b"?watchdog[99999999999]\n", None),
+    (b"?nosuch[3]\n", reply(b"nosuch", 3)),
+    (b"?sensor-value[4] counter\n", reply(b"sensor-value", 4)),
+    (b"?echo[5] x\n", reply(b"echo", 5)),
+    (b"?sensor-sampling[6] counter event\n", reply(b"sensor-sampling", 6)),
+    (b"?set-counter[7] 11\n", reply(b"set-counter", 7)),
+    (b"?sensor-sampling[8] counter none\n", reply(b"sensor-sampling", 8)),
+    (b"?help[9] add\n", reply(b"help", 9)),
+    (b"?list[10] 2\n", reply(b"list", 10)),
+    (b"HALFCLOSE", None),  # another client sends a request and half-closes
     (b"SECOND", None),  # a second client connects
     (b"?client-list\n", reply(b"client-list")),
     (b"?slow[30] 5\n?halt[31]\n", rb"#disconnect"),
@@ -190,7 +199,7 @@ def read_until(sock: socket.socket, pattern: Optional[bytes], quiet: float = 0.2
             continue
         if not chunk:
             buf += b"<EOF>\n"
-            break
+            return buf
         buf += chunk
     return buf
 
@@ -210,6 +219,15 @@ def run(python: str) -> List[bytes]:
     out.append(b"== banner\n" + normalise(read_until(sock, None)))
     second: Optional[socket.socket] = None
     for data, pattern in STEPS:
+        if data == b"HALFCLOSE":
+            third = socket.create_connection(("127.0.0.1", port))
+            third.sendall(b"?watchdog[1]\n?slow[2] 0.1\n")
+            third.shutdown(socket.SHUT_WR)
+            got = read_until(third, rb"<EOF>")
+            third.close()
+            out.append(b"== half-closing client\n" + normalise(got))
+            out.append(b"== first client sees\n" + normalise(read_until(sock, None)))
+            continue
         if data == b"SECOND":
             second = socket.create_connection(("127.0.0.1", port))
             out.append(b"== second client banner\n" + normalise(read_until(second, None)))
