@@ -6,6 +6,7 @@ The audit drives ``tests/data/compat/device.py`` under both implementations
 
 from __future__ import annotations
 
+import asyncio
 from typing import AsyncIterator, Optional
 
 import pytest
@@ -135,3 +136,17 @@ async def test_no_automatic_interface_changed(device: Device, peer: ScriptedPeer
     device.mass_inform("interface-changed", "sensor-list")
     assert await peer.readlines(1) == [b"#interface-changed sensor-list"]
     assert await peer.request(b"?watchdog") == [b"!watchdog ok"]
+
+
+def test_loop_before_start_is_the_current_loop() -> None:
+    # 2.x programs build the server, then drive it with loop.run_until_complete.
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        server = Device()
+        assert server.loop is loop
+        loop.run_until_complete(server.start())
+        loop.run_until_complete(server.stop())
+    finally:
+        asyncio.set_event_loop(None)
+        loop.close()
