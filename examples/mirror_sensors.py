@@ -41,6 +41,8 @@ class MirrorServer(DeviceServer):
 
     VERSION = "mirror-1.0"
     BUILD_STATE = "mirror-1.0.0"
+    #: Tell our clients (#interface-changed) whenever the mirrored sensor set changes.
+    AUTO_INTERFACE_CHANGED = True
 
     def __init__(
         self, host: str, port: int, remote_host: str, remote_port: int, prefix: str = ""

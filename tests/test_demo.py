@@ -35,6 +35,7 @@ def load_example(name: str) -> ModuleType:
 class RemoteDevice(DeviceServer):
     VERSION = "remote-1.0"
     BUILD_STATE = "remote-1.0.0"
+    AUTO_INTERFACE_CHANGED = True  # sensor-set changes are announced
 
     def __init__(self, port: int = 0) -> None:
         super().__init__("127.0.0.1", port)

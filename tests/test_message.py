@@ -47,7 +47,7 @@ class TestConstruction:
 
     @pytest.mark.parametrize("name", ["", "1foo", "-foo", "fo_o", "foo bar", "caf\u00e9", "a.b"])
     def test_bad_names(self, name: str) -> None:
-        with pytest.raises(ValueError, match="not a valid message name"):
+        with pytest.raises(ValueError, match=r"^name .* is invalid$"):
             Message.request(name)
 
     @pytest.mark.parametrize("mid", [1, 2**31 - 1])
@@ -56,7 +56,7 @@ class TestConstruction:
 
     @pytest.mark.parametrize("mid", [0, -1, 2**31, 1.5])
     def test_bad_mids(self, mid: int) -> None:
-        with pytest.raises(ValueError, match="out of range"):
+        with pytest.raises(ValueError, match=r"^message ID .* is outside of range 1 to 2\*\*31-1$"):
             Message.request("x", mid=mid)
 
     def test_equality_and_hash(self) -> None:

@@ -41,6 +41,7 @@ class Other(enum.Enum):
 class DummyServer(DeviceServer):
     VERSION = "dummy-1.0"
     BUILD_STATE = "dummy-1.0.0"
+    AUTO_INTERFACE_CHANGED = True  # sensors added/removed below are announced
 
     def __init__(self) -> None:
         super().__init__("127.0.0.1", 0)
@@ -289,7 +290,9 @@ async def test_sensor_reading_and_value(server: DummyServer, client: Client) -> 
     assert await client.sensor_value("addr") == Address(ipaddress.ip_address("::1"), 80)
     assert await client.sensor_value("ts") == Timestamp(1.5e9)
     server.sensors["int-sensor"].set_value(1, Sensor.Status.FAILURE)
-    with pytest.raises(ValueError, match="FAILURE"):
+    with pytest.raises(
+        ValueError, match=f"^Reading for int-sensor has status {Sensor.Status.FAILURE}$"
+    ):
         await client.sensor_value("int-sensor")
     with pytest.raises(FailReply):
         await client.sensor_reading("no-such-sensor")
@@ -521,6 +524,7 @@ async def test_sync_failure_is_retried_with_backoff(
 class _MachineServer(DeviceServer):
     VERSION = "machine-1.0"
     BUILD_STATE = "machine-1.0.0"
+    AUTO_INTERFACE_CHANGED = True  # sensor-set changes are announced
 
 
 NAMES = ["s0", "s1", "s2", "s3"]

@@ -20,7 +20,7 @@ def _sensors() -> dict[str, Sensor]:
 
 
 def test_unknown_key() -> None:
-    with pytest.raises(KeyError, match="unknown sensor key 'offset'"):
+    with pytest.raises(KeyError, match=r"^\"Key 'offset' is not valid\"$"):
         TimeSyncUpdater({"offset": Sensor(float, "x", "")})
 
 

@@ -104,7 +104,8 @@ def test_round_trip_table(type_: Any, value: Any, raw: bytes) -> None:
         (Timestamp, b"yesterday", "could not convert string to float: b'yesterday'"),
         (Colour, b"blue", r"^b'blue' is not a valid value for Colour$"),
         (Colour, b"RED", "not a valid value for Colour"),
-        (Address, b"localhost", r"^could not parse 'localhost' as an address$"),
+        (Address, b"localhost", r"^Expected 4 octets in 'localhost'$"),
+        (Address, b"localhost:80x", r"^could not parse 'localhost:80x' as an address$"),
         (LogLevel, b"verbose", "not a valid value for LogLevel"),
     ],
 )

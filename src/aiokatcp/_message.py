@@ -103,7 +103,7 @@ def _check_name(name: str) -> bytes:
     if raw is not None:
         return raw
     if not isinstance(name, str) or not _NAME_RE.fullmatch(name):
-        raise ValueError(f"{name!r} is not a valid message name")
+        raise ValueError(f"name {name} is invalid")  # (aiokatcp 2.x's text)
     raw = name.encode("ascii")
     if len(_valid_names) < 10000:
         _valid_names[name] = raw
@@ -112,7 +112,7 @@ def _check_name(name: str) -> bytes:
 
 def _check_mid(mid: Optional[int]) -> None:
     if mid is not None and not (isinstance(mid, int) and 1 <= mid <= _MAX_MID):
-        raise ValueError(f"message ID {mid!r} is out of range (1 to {_MAX_MID})")
+        raise ValueError(f"message ID {mid} is outside of range 1 to 2**31-1")  # (as in 2.x)
 
 
 class Message:

@@ -39,6 +39,7 @@ __all__ = [
     "MAX_PATTERN_LENGTH",
     "MAX_STATES",
     "SUPPORTED",
+    "InvalidPattern",
     "compile_sensor_pattern",
 ]
 
@@ -418,6 +419,10 @@ def _is_dot_star(node: Node) -> bool:
     return node[0] == "rep" and node[1] is _DOT and node[2] == 0 and node[3] is None
 
 
+class InvalidPattern(ValueError):
+    """The pattern is not a valid Python regular expression (text: :mod:`re`'s message)."""
+
+
 def compile_sensor_pattern(
     text: str, *, step_budget: int = DEFAULT_STEP_BUDGET
 ) -> Callable[[str], bool]:
@@ -454,7 +459,7 @@ def compile_sensor_pattern(
             warnings.simplefilter("ignore")  # e.g. FutureWarning for "[[": the client's problem
             re.compile(text)
     except re.error as exc:
-        raise ValueError(str(exc)) from None
+        raise InvalidPattern(str(exc)) from None
     node = _Parser(text).parse()
     literal = _literal_form(node)
     if literal is not None:

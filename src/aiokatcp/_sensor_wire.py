@@ -164,12 +164,18 @@ def parse_sensor_status(
         return None
 
 
+def _expect_one(informs: Sequence[Message]) -> None:
+    if len(informs) != 1:  # (aiokatcp 2.x's text, e.g. for a /regex/ name)
+        raise FailReply(f"Server returned {len(informs)} sensors, but only 1 expected")
+
+
 def value_type(sensor_list_informs: Sequence[Message], name: str) -> type:
     """The Python type to decode a sensor's value as, from its ``#sensor-list`` inform.
 
     Discrete and string values stay ``bytes``.
     """
-    if len(sensor_list_informs) != 1 or len(sensor_list_informs[0].arguments) < 4:
+    _expect_one(sensor_list_informs)
+    if len(sensor_list_informs[0].arguments) < 4:
         raise FailReply(f"unexpected ?sensor-list reply for {name!r}")
     type_name = sensor_list_informs[0].arguments[3].decode("utf-8", errors="replace")
     stype = SENSOR_TYPES.get(type_name, bytes)
@@ -178,8 +184,7 @@ def value_type(sensor_list_informs: Sequence[Message], name: str) -> type:
 
 def decode_sensor_value(informs: Sequence[Message], sensor_type: Any) -> Reading[Any]:
     """Decode the single ``#sensor-value`` inform expected in `informs`."""
-    if len(informs) != 1:
-        raise FailReply(f"Server returned {len(informs)} sensors, but only 1 expected")
+    _expect_one(informs)
     args = informs[0].arguments
     if len(args) != 5:
         raise ValueError(f"malformed #sensor-value inform: {informs[0]}")

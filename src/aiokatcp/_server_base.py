@@ -134,7 +134,12 @@ class ServerBase:
     def loop(self) -> asyncio.AbstractEventLoop:
         """The event loop the server runs on."""
         if self._loop is None:
-            self._loop = asyncio.get_running_loop()
+            try:
+                self._loop = asyncio.get_running_loop()
+            except RuntimeError:
+                # Read before any loop runs (2.x style: build, then run_until_complete):
+                # the current event loop, as 2.x's default of asyncio.get_event_loop().
+                self._loop = asyncio.get_event_loop()
         return self._loop
 
     @property

@@ -161,7 +161,7 @@ class RequestContext:
 
     def _check_not_replied(self) -> None:
         if self._replied:
-            raise RuntimeError(f"request {self.req.name!r} has already been replied to")
+            raise RuntimeError(f"request ?{self.req.name} has already been replied to")
 
     def _send_reply(self, arguments: List[bytes], before: bytes = b"") -> None:
         req = self.req
@@ -476,9 +476,10 @@ class RequestScheduler:
         ctx._finished = True
         if ctx._replied:
             if result is not None:
-                self._error_after_reply(
-                    ctx, RuntimeError(f"handler for {ctx.req.name} replied and returned a value")
-                )
+                try:  # raised so that the #log carries a traceback, as in aiokatcp 2.x
+                    raise RuntimeError("handler both replied and returned a value")
+                except RuntimeError as exc:
+                    self._error_after_reply(ctx, exc)
             return
         try:
             if result is None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Optional, Tuple
 
-from ._pattern import compile_sensor_pattern
+from ._pattern import InvalidPattern, compile_sensor_pattern
 from ._sampling import DEFAULT_MIN_INTERVAL, SensorSampler, StrategySpec, resolve_strategy
 from .exceptions import FailReply
 from .sensor import Sensor, SensorSet
@@ -37,6 +37,8 @@ def select_sensors(sensors: SensorSet, name: Optional[str]) -> List[Sensor[Any]]
         try:
             match = compile_sensor_pattern(name[1:-1])
             return [sensors[key] for key in sorted(sensors.keys()) if match(key)]
+        except InvalidPattern as exc:
+            raise FailReply(str(exc)) from None  # re's own text, as in aiokatcp 2.x
         except ValueError as exc:
             raise FailReply(f"invalid regular expression {name!r}: {exc}") from None
     sensor = sensors.get(name)

@@ -15,8 +15,10 @@ from typing import Optional, Union
 __all__ = ["Address", "DeviceStatus", "LogLevel", "Now", "Timestamp", "TimestampOrNow"]
 
 _IPAddress = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
-_IPV4_RE = re.compile(r"^(?P<host>[0-9.]+)(?::(?P<port>[0-9]+))?$")
-_IPV6_RE = re.compile(r"^\[(?P<host>[0-9a-fA-F:.]+(?:%[^\]]+)?)\](?::(?P<port>[0-9]+))?$")
+# The shape of an address; the host part is then checked by ipaddress, whose error
+# (e.g. "Expected 4 octets in 'localhost'") is the error, as in aiokatcp 2.x.
+_IPV4_RE = re.compile(r"^(?P<host>[^:]+)(?::(?P<port>[0-9]+))?$")
+_IPV6_RE = re.compile(r"^\[(?P<host>[^\]]+)\](?::(?P<port>[0-9]+))?$")
 
 
 class Address:
@@ -72,19 +74,17 @@ class Address:
             if `raw` is not an address in one of those forms
         """
         text = raw.decode("ascii", "replace")
-        # (The one message of aiokatcp 2.x for every bad address.)
+        # (aiokatcp 2.x's message for an address of the wrong shape.)
         error = ValueError(f"could not parse '{text}' as an address")
         match = (_IPV6_RE if text.startswith("[") else _IPV4_RE).match(text)
         if not match:
             raise error
-        try:
-            host: _IPAddress
-            if text.startswith("["):
-                host = ipaddress.IPv6Address(match.group("host"))
-            else:
-                host = ipaddress.IPv4Address(match.group("host"))
-        except ValueError:
-            raise error from None
+        # A bad host raises ipaddress.AddressValueError (a ValueError) with its own text.
+        host: _IPAddress
+        if text.startswith("["):
+            host = ipaddress.IPv6Address(match.group("host"))
+        else:
+            host = ipaddress.IPv4Address(match.group("host"))
         port = match.group("port")
         if port is not None and int(port) > 65535:
             raise error

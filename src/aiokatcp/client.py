@@ -26,6 +26,7 @@ import logging
 import time
 import warnings
 from ssl import SSLContext
+from types import TracebackType
 from typing import (
     Any,
     Awaitable,
@@ -42,6 +43,7 @@ from typing import (
     Type,
     TypeVar,
     Union,
+    cast,
     overload,
 )
 
@@ -85,6 +87,7 @@ __all__ = [
     "Client",
     "ClientMeta",
     "ConnectAttempt",
+    "DiscreteMixin",
     "ProtocolError",
     "SensorWatcher",
     "SyncState",
@@ -107,7 +110,10 @@ class ClientMeta(type):
     decoded from the message arguments just like server request handlers.
     """
 
-    def __init__(cls, name: str, bases: Tuple[type, ...], namespace: Dict[str, Any]) -> None:
+    def __init__(
+        cls, name: str, bases: Tuple[type, ...], namespace: Dict[str, Any], **kwds: Any
+    ) -> None:
+        # Class keywords go to __init_subclass__ (via type.__new__), not here.
         super().__init__(name, bases, namespace)
         cls._inform_handlers = collect_handlers(cls, "inform_", 1, require_docstring=False)
 
@@ -394,7 +400,12 @@ class Client(metaclass=ClientMeta):
         self._ensure_started()
         return self
 
-    async def __aexit__(self, *exc_info: Any) -> None:
+    async def __aexit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
         self.close()
         await self.wait_closed()
 
@@ -704,7 +715,7 @@ class Client(metaclass=ClientMeta):
         """
         reading = await self.sensor_reading(sensor_name, sensor_type)
         if not reading.status.valid_value():
-            raise ValueError(f"Reading for {sensor_name} has status {reading.status.name}")
+            raise ValueError(f"Reading for {sensor_name} has status {reading.status}")
         return reading.value
 
     def add_sensor_watcher(self, watcher: AbstractSensorWatcher) -> None:
@@ -1139,13 +1150,27 @@ class Client(metaclass=ClientMeta):
             conn.close()
 
 
+class DiscreteMixin:
+    """Mixin of the enums :class:`SensorWatcher` makes for discrete sensors.
+
+    Each member's value is its wire value (``bytes``), as in aiokatcp 2.x, and
+    it encodes to exactly that.
+    """
+
+    value: bytes
+
+    @property
+    def katcp_value(self) -> bytes:
+        """The member's KATCP wire value."""
+        return self.value
+
+
 @functools.lru_cache(maxsize=1024)
 def _discrete_enum(values: Tuple[bytes, ...]) -> Type[enum.Enum]:
-    """An enum whose members (``ENUM0``, ...) encode to `values` (shared per value list)."""
-    cls = enum.Enum("discrete", [(f"ENUM{i}", i) for i in range(len(values))])  # type: ignore[misc]
-    for member, value in zip(cls, values):
-        member.katcp_value = value  # type: ignore[attr-defined]
-    return cls
+    """An enum whose members (``ENUM0``, ...) have `values` (shared per value list)."""
+    members = [(f"ENUM{i}", value) for i, value in enumerate(values)]
+    made = enum.Enum("discrete", members, module=__name__, type=DiscreteMixin)  # type: ignore[misc]
+    return cast(Type[enum.Enum], made)
 
 
 class SensorWatcher(AbstractSensorWatcher):

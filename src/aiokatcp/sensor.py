@@ -51,6 +51,9 @@ from ._values import Timestamp
 
 __all__ = [
     "AggregateSensor",
+    "ClassicObserver",
+    "DeltaObserver",
+    "Observer",
     "Reading",
     "Sensor",
     "SensorSampler",
@@ -171,6 +174,10 @@ class DeltaObserver(Protocol[_T]):
     def __call__(
         self, __sensor: Sensor[_T], __reading: Reading[_T], *, old_reading: Reading[_T]
     ) -> None: ...
+
+
+#: Either kind of observer accepted by :meth:`Sensor.attach` (as in 2.x).
+Observer = Union[ClassicObserver[_T], DeltaObserver[_T]]
 
 
 class Sensor(Generic[_T]):

@@ -39,6 +39,7 @@ from ._protocol_flags import ProtocolFlags
 from ._sampling import DEFAULT_MIN_INTERVAL, SensorSampler
 from ._sensor_wire import sensor_list_args, status_args
 from ._server_base import DEFAULT_MAX_INPUT_BUFFERED, ServerBase, ServerLogHandler
+from ._server_base import logger as logger  # (2.x had a module-level logger here)
 from ._server_conn import ClientConnection
 from ._server_sampling import ClientSampling
 from ._server_sched import RequestContext
@@ -100,7 +101,10 @@ class DeviceServerMeta(type):
     docstring).
     """
 
-    def __init__(cls, name: str, bases: Tuple[type, ...], namespace: Dict[str, Any]) -> None:
+    def __init__(
+        cls, name: str, bases: Tuple[type, ...], namespace: Dict[str, Any], **kwds: Any
+    ) -> None:
+        # Class keywords go to __init_subclass__ (via type.__new__), not here.
         super().__init__(name, bases, namespace)
         handlers = collect_handlers(cls, "request_", 2, require_docstring=True)
         hints = {
@@ -193,8 +197,9 @@ class DeviceServer(ServerBase, metaclass=DeviceServerMeta):
         (``max_connections``), ``"idle"`` (``idle_timeout``).
     """
 
-    VERSION: str
-    BUILD_STATE: str
+    # None here (as in 2.x) so that ``DeviceServer.VERSION`` exists; subclasses must set a str.
+    VERSION: str = None  # type: ignore[assignment]
+    BUILD_STATE: str = None  # type: ignore[assignment]
     #: The protocol dialect (see :doc:`/v4`): ``None`` is KATCP 5.1 with flags
     #: ``MIB`` (and ``T`` when a request declares a timeout hint), as aiokatcp 2.3.
     #: ``ProtocolFlags(4, 0, ...)`` makes a KATCP v4 device; flags ``B``, ``T`` and
@@ -205,6 +210,10 @@ class DeviceServer(ServerBase, metaclass=DeviceServerMeta):
     PROTOCOL_FLAGS: ClassVar[Optional[str]] = None
     #: Set to true to offer ``?sensor-sampling-clear`` (not in aiokatcp 2.3).
     SENSOR_SAMPLING_CLEAR = False
+    #: Set to true to send ``#interface-changed sensor-list`` by itself whenever
+    #: ``sensors`` changes while serving (not in aiokatcp 2.3, whose devices announce
+    #: changes with ``mass_inform``; doing both would make every client re-list twice).
+    AUTO_INTERFACE_CHANGED = False
     #: Sensors handled between two yields to the event loop in a bulk ``?sensor-sampling``.
     SENSOR_SAMPLING_BATCH = 50
     LogHandler = ServerLogHandler
@@ -336,7 +345,7 @@ class DeviceServer(ServerBase, metaclass=DeviceServerMeta):
 
     def _schedule_interface_changed(self) -> None:
         """Send ``#interface-changed sensor-list`` soon, once per burst of changes."""
-        if self._interface_changed_pending:
+        if self._interface_changed_pending or not self.AUTO_INTERFACE_CHANGED:
             return
         try:
             loop = asyncio.get_running_loop()
@@ -352,12 +361,17 @@ class DeviceServer(ServerBase, metaclass=DeviceServerMeta):
     # -- standard requests --------------------------------------------------------------------
 
     async def request_halt(self, ctx: RequestContext) -> None:
-        """Halt the device server (the reply is sent first)."""
+        """Halt the device server.
+
+        The reply is sent first.
+        """
         ctx.reply(_OK)
         self.halt()
 
     async def request_help(self, ctx: RequestContext, name: Optional[str] = None) -> None:
-        """Describe one request, or list all of them with a summary each.
+        """Return help on the available requests.
+
+        Describe one request, or list all of them with a summary each.
 
         Parameters
         ----------
@@ -377,13 +391,18 @@ class DeviceServer(ServerBase, metaclass=DeviceServerMeta):
         """Check that the server is still alive."""
 
     async def request_version_list(self, ctx: RequestContext) -> None:
-        """List the versions of the protocol, library, device and other components."""
+        """Request the list of versions of roles and subcomponents.
+
+        The protocol, the library, the device and any other components.
+        """
         self.send_version_info(ctx)
 
     async def request_log_level(
         self, ctx: RequestContext, level: Optional[LogLevel] = None
     ) -> LogLevel:
-        """Query or set the level of log messages sent to clients.
+        """Query or set the current logging level.
+
+        The level applies to the log messages sent to clients.
 
         Parameters
         ----------
@@ -396,7 +415,7 @@ class DeviceServer(ServerBase, metaclass=DeviceServerMeta):
         return self.log_level
 
     async def request_client_list(self, ctx: RequestContext) -> None:
-        """List the connected clients."""
+        """Request the list of connected clients."""
         ctx.informs((conn.address,) for conn in self.connections)
 
     @_opt_in(_overrides_restart)
@@ -432,7 +451,9 @@ class DeviceServer(ServerBase, metaclass=DeviceServerMeta):
             raise FailReply(f"request {name} is not known")
 
     async def request_sensor_list(self, ctx: RequestContext, name: Optional[str] = None) -> int:
-        """List sensors: name, description, units, type and type parameters.
+        """Request the list of sensors.
+
+        Each with name, description, units, type and type parameters.
 
         Parameters
         ----------
@@ -451,7 +472,9 @@ class DeviceServer(ServerBase, metaclass=DeviceServerMeta):
         return len(rows)
 
     async def request_sensor_value(self, ctx: RequestContext, name: Optional[str] = None) -> None:
-        """Report current sensor readings (timestamp, status and value).
+        """Request the value of a sensor or sensors.
+
+        The current readings: timestamp, status and value.
 
         Parameters
         ----------
@@ -471,7 +494,9 @@ class DeviceServer(ServerBase, metaclass=DeviceServerMeta):
         strategy: Optional[SensorSampler.Strategy] = None,
         *args: bytes,
     ) -> Tuple[Any, ...]:
-        """Query or set the sampling strategy of one or more sensors.
+        """Configure or query the way a sensor is sampled.
+
+        Query or set the sampling strategy of one or more sensors.
 
         ``?sensor-sampling name`` reports the current strategy. With a
         strategy (``none``, ``auto``, ``period P``, ``event``,
@@ -493,8 +518,7 @@ class DeviceServer(ServerBase, metaclass=DeviceServerMeta):
         names = name.split(",")
         protocol = self._protocol
         if strategy is None:
-            if len(names) > 1:
-                raise FailReply("Cannot query multiple sensors")
+            # (A comma list is just an unknown name here, as in aiokatcp 2.x.)
             sensor = self.sensors.get(name)
             if sensor is None:
                 raise FailReply(f"Unknown sensor {name!r}")

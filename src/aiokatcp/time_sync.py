@@ -47,7 +47,7 @@ class TimeSyncUpdater:
     def __init__(self, sensor_map: Mapping[str, Sensor[Any]]) -> None:
         for key in sensor_map:
             if key not in self._KEYS:
-                raise KeyError(f"unknown sensor key {key!r} (expected state, maxerror or esterror)")
+                raise KeyError(f"Key '{key}' is not valid")  # (aiokatcp 2.x's text)
         self.sensor_map = sensor_map
 
     def update(self) -> None:
