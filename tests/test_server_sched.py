@@ -580,12 +580,15 @@ async def test_quick_async_handler_replies_without_a_loop_iteration() -> None:
     transport.writes.clear()
     seen: List[List[bytes]] = []
 
+    # A task group inside a handler needs asyncio.TaskGroup (Python 3.11+).
+    middle = b"group[2] 0" if hasattr(asyncio, "TaskGroup") else b"quick[2] 0"
+
     def receive() -> None:  # as the event loop calls it: outside any task
-        conn.data_received(b"?quick[1] 1\n?group[2] 0\n?quick[3] 3\n")
+        conn.data_received(b"?quick[1] 1\n?" + middle + b"\n?quick[3] 3\n")
         seen.append(list(transport.writes))
 
     asyncio.get_running_loop().call_soon(receive)
     await asyncio.sleep(0)
     # the replies were written before data_received returned, in arrival order
-    assert seen == [[b"!quick[1] ok 1\n!group[2] ok 0\n!quick[3] ok 3\n"]]
+    assert seen == [[b"!quick[1] ok 1\n!" + middle.replace(b" ", b" ok ") + b"\n!quick[3] ok 3\n"]]
     conn.connection_lost(None)

@@ -66,6 +66,8 @@ _FAIL = b"fail"
 _INVALID = b"invalid"
 _REPLY = Message.Type.REPLY
 _EAGER = sys.version_info >= (3, 12)
+#: Tasks take a ``context`` argument (Python 3.11+).
+_TASK_CONTEXT = sys.version_info >= (3, 11)
 _CoroutineType = types.CoroutineType
 _enter_task = getattr(asyncio.tasks, "_enter_task", None)
 _leave_task = getattr(asyncio.tasks, "_leave_task", None)
@@ -388,7 +390,10 @@ class RequestScheduler:
         self._release(ctx)
 
     def _start_emulated(self, ctx: RequestContext, aw: Any) -> None:
-        """Python < 3.12: run the first step inside the request's task, as eager_start does."""
+        """Python < 3.12: run the first step inside the request's task, as eager_start does.
+
+        (Python 3.9 and 3.10 tasks take no ``context``: see the note where the task is made.)
+        """
         loop = asyncio.get_running_loop()
         if (
             type(aw) is not _CoroutineType
@@ -405,11 +410,15 @@ class RequestScheduler:
         # then keeps nothing of the request alive (fewer objects survive to older GC
         # generations under pipelining).
         holder: List[Any] = [ctx, aw, _UNSTARTED]
-        if loop.get_task_factory() is None:
+        task: asyncio.Task[None]
+        if not _TASK_CONTEXT:
+            # Python < 3.11: a task copies the context current when it is created, so
+            # create it inside `context`. (Context variables the handler sets before its
+            # first await are then not seen after it; see doc/server.rst.)
+            task = context.run(loop.create_task, self._resume(holder))
+        elif loop.get_task_factory() is None:
             # (What loop.create_task does without a factory, minus its Python overhead.)
-            task: asyncio.Task[None] = asyncio.Task(
-                self._resume(holder), loop=loop, context=context
-            )
+            task = asyncio.Task(self._resume(holder), loop=loop, context=context)
         else:
             task = loop.create_task(self._resume(holder), context=context)
         _enter_task(loop, task)
