@@ -1,7 +1,7 @@
 """A KATCP v4 device built with our server, checked byte for byte against katcp-python 0.9.3.
 
 ``CaptureServer`` has ``PROTOCOL_INFO = ProtocolFlags(4, 0, "M")`` and the
-sensors and readings of ``tests/data/capture/katcp09_server.py``. A scripted
+sensors and readings of ``scripts/katcp09_capture/katcp09_server.py``. A scripted
 peer sends the request lines of katcp-python 0.9.3's v4 transcript
 (``tests/data/katcp_v4_server_v4.txt``, recorded from katcp-python's own v4
 server) and every line that comes back is compared with what katcp-python
@@ -41,6 +41,8 @@ from aiokatcp.testing import ScriptedPeer
 V4 = ProtocolFlags(4, 0, "M")
 TS = 1700000000.25
 DATA = pathlib.Path(__file__).parent / "data"
+#: The katcp-python scripts that recorded DATA (run with katcp-python, not by pytest).
+CAPTURE = pathlib.Path(__file__).parent.parent / "scripts" / "katcp09_capture"
 KATCP09 = pathlib.Path("/work/ref/venv-katcp09/bin/python")
 
 
@@ -378,7 +380,7 @@ async def test_katcp_python_client_probe() -> None:
     try:
         proc = await asyncio.create_subprocess_exec(
             str(KATCP09),
-            str(DATA / "capture" / "katcp09_client_probe.py"),
+            str(CAPTURE / "katcp09_client_probe.py"),
             str(server.port),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

@@ -1,7 +1,7 @@
 """Capture byte-exact transcripts of a katcp-python 0.9.3 server (see ../README_katcp_v4.rst).
 
 Usage (from the repository root):
-    python3 tests/data/capture/capture.py /work/ref/venv-katcp09/bin/python
+    python3 scripts/katcp09_capture/capture.py /work/ref/venv-katcp09/bin/python
 
 Starts ``katcp09_server.py`` for major 4 and 5 on 127.0.0.1, talks to it with a raw
 socket and writes ``tests/data/katcp_v4_server_v4.txt`` and ``..._v5.txt``.
@@ -17,7 +17,7 @@ import sys
 import time
 
 HERE = pathlib.Path(__file__).resolve().parent
-DATA = HERE.parent
+DATA = HERE.parent.parent / "tests" / "data"
 
 
 class Peer:
