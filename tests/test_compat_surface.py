@@ -92,3 +92,18 @@ def test_discrete_enum_values_are_wire_values() -> None:
     assert aiokatcp.decode(made, b"c") is made.ENUM1  # type: ignore[attr-defined]
     assert made.__module__ == "aiokatcp.client"
     assert client.DiscreteMixin.__module__ == "aiokatcp.client"
+
+
+def test_reading_is_a_dataclass_as_in_2x() -> None:
+    """2.x's ``Reading`` is a (non-frozen, slotted, unhashable) dataclass."""
+    import dataclasses
+
+    from aiokatcp import Reading, Sensor
+
+    reading = Reading(1.5, Sensor.Status.WARN, 3)
+    assert dataclasses.is_dataclass(reading)
+    assert [field.name for field in dataclasses.fields(reading)] == ["timestamp", "status", "value"]
+    assert dataclasses.replace(reading, value=4) == Reading(1.5, Sensor.Status.WARN, 4)
+    assert repr(reading) == "Reading(timestamp=1.5, status=<Status.WARN: 2>, value=3)"
+    assert Reading.__hash__ is None
+    assert not hasattr(reading, "__dict__")

@@ -15,6 +15,7 @@ observer.
 from __future__ import annotations
 
 import abc
+import dataclasses
 import enum
 import inspect
 import numbers
@@ -89,34 +90,20 @@ Strategy.__qualname__ = "SensorSampler.Strategy"
 _VALID_STATUSES = frozenset({_Status.NOMINAL, _Status.WARN, _Status.ERROR})
 
 
+@dataclasses.dataclass
 class Reading(Generic[_T]):
     """One sensor reading: when it was taken, its status and its value.
 
-    Readings are immutable by convention; equality compares all three fields.
+    A dataclass, as in aiokatcp 2.x (so :func:`dataclasses.replace` and
+    :func:`dataclasses.fields` work); readings are immutable by convention and
+    equality compares all three fields.
     """
 
     __slots__ = ("status", "timestamp", "value")
 
-    def __init__(self, timestamp: float, status: _Status, value: _T) -> None:
-        self.timestamp = timestamp
-        self.status = status
-        self.value = value
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Reading):
-            return NotImplemented
-        return (
-            self.timestamp == other.timestamp
-            and self.status == other.status
-            and self.value == other.value
-        )
-
-    __hash__ = None  # type: ignore[assignment]
-
-    def __repr__(self) -> str:
-        return (
-            f"Reading(timestamp={self.timestamp!r}, status={self.status!r}, value={self.value!r})"
-        )
+    timestamp: float
+    status: _Status
+    value: _T
 
 
 _AUTO = Strategy.AUTO
