@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import logging
 from typing import AsyncIterator, Dict, List, Optional, Tuple
 
 import pytest
@@ -19,7 +20,8 @@ from aiokatcp import (
     RequestContext,
     Sensor,
 )
-from aiokatcp._remote_names import matches, parse_help, parse_hints, python_name, quorum_count
+from aiokatcp._client_helpers import parse_timeout_hints
+from aiokatcp._remote_names import matches, parse_help, python_name, quorum_count
 from aiokatcp.server import DeviceServer, request_timeout_hint
 from aiokatcp.testing import running
 
@@ -131,7 +133,7 @@ def test_parse_hints() -> None:
         Message.inform("request-timeout-hint", b"short"),
         Message.inform("request-timeout-hint", b"inf", b"inf"),
     ]
-    assert parse_hints(informs) == {"slew": 2.5}
+    assert parse_timeout_hints(informs, logging.getLogger("test")) == {"slew": 2.5}
 
 
 def test_matches() -> None:

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import socket
-from typing import Any, Callable, Dict, List, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Tuple, Union
 
 from ._message import Message
 from ._typeinfo import get_decoder
@@ -34,16 +35,21 @@ _LOG_LEVELS = {level.name.lower().encode(): int(level) for level in LogLevel}
 
 
 def parse_timeout_hints(
-    informs: List[Message], log: logging.LoggerAdapter[Any]
+    informs: Iterable[Message], log: Union[logging.Logger, logging.LoggerAdapter[Any]]
 ) -> Dict[str, float]:
-    """Turn ``#request-timeout-hint <name> <seconds>`` informs into a dict (0 = no hint)."""
+    """Turn ``#request-timeout-hint <name> <seconds>`` informs into a dict.
+
+    A hint of 0 (or one that is not finite) means "no hint" and is left out.
+    Malformed informs are logged and skipped: hints are advice, and the
+    device's requests still work without them.
+    """
     hints: Dict[str, float] = {}
     decode_float = get_decoder(float)
     for inform in informs:
         try:
             name, raw = inform.arguments
             hint = decode_float(raw)
-            if hint > 0:
+            if hint > 0 and math.isfinite(hint):
                 hints[name.decode("ascii")] = hint
         except (ValueError, UnicodeDecodeError):
             log.warning("Ignoring malformed timeout hint: %s", inform)

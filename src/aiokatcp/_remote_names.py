@@ -21,7 +21,6 @@ __all__ = [
     "InspectionError",
     "matches",
     "parse_help",
-    "parse_hints",
     "python_name",
     "quorum_count",
 ]
@@ -89,27 +88,6 @@ def parse_help(informs: Iterable[Message]) -> Dict[str, str]:
             raise ValueError(f"#help with a non-ASCII request name: {inform}") from None
         requests[name] = b" ".join(args[1:]).decode("utf-8", errors="replace")
     return requests
-
-
-def parse_hints(informs: Iterable[Message]) -> Dict[str, float]:
-    """Map request name to timeout from ``#request-timeout-hint <name> <seconds>`` informs.
-
-    A hint of 0 means "no hint" and is left out. Malformed informs are skipped
-    (hints are advice; the device's requests still work without them).
-    """
-    hints: Dict[str, float] = {}
-    for inform in informs:
-        args = inform.arguments
-        if len(args) != 2:
-            continue
-        try:
-            name = args[0].decode("ascii")
-            timeout = float(args[1])
-        except (UnicodeDecodeError, ValueError):
-            continue
-        if timeout > 0 and math.isfinite(timeout):
-            hints[name] = timeout
-    return hints
 
 
 def _same_wire(a: Any, b: Any) -> bool:

@@ -41,10 +41,11 @@ from typing import (
 )
 
 from ._backoff import backoff_delays
+from ._client_helpers import parse_timeout_hints
 from ._client_remote_sensor import RemoteSensor, abort_waiters, deliver, set_present
 from ._compat import timeout as timeout_scope
 from ._message import Message
-from ._remote_names import DeviceState, InspectionError, parse_help, parse_hints, python_name
+from ._remote_names import DeviceState, InspectionError, parse_help, python_name
 from .client import Client, SensorWatcher, SyncState
 from .exceptions import FailReply, InvalidReply
 from .sensor import Sensor, _Status  # _Status: the type of Sensor.Status, for typing
@@ -602,7 +603,7 @@ class RemoteDevice:
                 # Hints are advice: without them requests just get the default timeout.
                 logger.warning("%s: %s; not using timeout hints", self, exc)
             else:
-                hints = parse_hints(informs)
+                hints = parse_timeout_hints(informs, logger)
         self.req._set(
             {name: _Request(self, name, text, hints.get(name)) for name, text in helps.items()}
         )
