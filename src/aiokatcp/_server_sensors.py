@@ -19,7 +19,6 @@ __all__ = ["Resolved", "resolve_sampling", "select_sensors"]
 
 #: A validated strategy for one sensor: ``(spec, is_auto)``; no spec means ``none``.
 Resolved = Tuple[Optional[StrategySpec], bool]
-_Resolved = Resolved
 _UNSET = object()
 
 
@@ -53,7 +52,7 @@ def resolve_sampling(
     strategy: SensorSampler.Strategy,
     args: Tuple[bytes, ...],
     min_interval: float = DEFAULT_MIN_INTERVAL,
-) -> Tuple[List[Sensor[Any]], List[_Resolved]]:
+) -> Tuple[List[Sensor[Any]], List[Resolved]]:
     """Look up every sensor and validate the strategy for each (no side effects).
 
     Returns the sensors and, for each, its ``(spec or None, is_auto)``.
@@ -72,9 +71,9 @@ def resolve_sampling(
     if len(set(names)) != len(names):
         raise FailReply("Duplicate sensor name")
     check_names = None in found
-    resolved_list: List[_Resolved] = []
+    resolved_list: List[Resolved] = []
     append = resolved_list.append
-    cache: Dict[Any, _Resolved] = {}
+    cache: Dict[Any, Resolved] = {}
     last_stype: Any = _UNSET
     last_auto: Any = _UNSET
     last_params: Any = _UNSET
