@@ -881,3 +881,32 @@ def test_delta_observer_detection() -> None:
         sensor.attach(observer)
     sensor.value = 1
     assert sorted(calls) == ["callable", "kwargs", "method", "partial", "wrapped"]
+
+
+def test_delta_observer_detection_of_slotted_callables_is_per_instance_correct() -> None:
+    """Slotted callable classes are recognised once per class, and each instance is called right."""
+
+    class Delta:
+        __slots__ = ("calls",)
+
+        def __init__(self) -> None:
+            self.calls: List[Any] = []
+
+        def __call__(self, s: Sensor[int], r: Reading[int], old_reading: Reading[int]) -> None:
+            self.calls.append(old_reading.value)
+
+    class Plain:
+        __slots__ = ("calls",)
+
+        def __init__(self) -> None:
+            self.calls: List[Any] = []
+
+        def __call__(self, s: Sensor[int], r: Reading[int]) -> None:
+            self.calls.append(r.value)
+
+    sensor = Sensor(int, "s", default=5)
+    observers = [Delta(), Delta(), Plain(), Plain()]
+    for observer in observers:
+        sensor.attach(observer)
+    sensor.value = 6
+    assert [o.calls for o in observers] == [[5], [5], [6], [6]]

@@ -10,6 +10,7 @@ from typing import AsyncIterator, List, Tuple
 
 import pytest
 
+from aiokatcp.sensor import Sensor
 from aiokatcp.server import ClientConnection, DeviceServer, RequestContext
 from aiokatcp.testing import ScriptedPeer, running
 
@@ -591,4 +592,151 @@ async def test_quick_async_handler_replies_without_a_loop_iteration() -> None:
     await asyncio.sleep(0)
     # the replies were written before data_received returned, in arrival order
     assert seen == [[b"!quick[1] ok 1\n!" + middle.replace(b" ", b" ok ") + b"\n!quick[3] ok 3\n"]]
+    conn.connection_lost(None)
+
+
+class MarkServer(SchedServer):
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        self.marks: List[bytes] = []
+
+    def request_mark(self, ctx: RequestContext, tag: bytes) -> bytes:
+        """Record the order in which requests start."""
+        self.marks.append(tag)
+        return tag
+
+
+class PausingTransport(RecordingTransport):
+    """Also records each change of reading (True: reading, False: paused)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reading: List[bool] = []
+
+    def pause_reading(self) -> None:
+        self.reading.append(False)
+
+    def resume_reading(self) -> None:
+        self.reading.append(True)
+
+
+def receive_outside_task(conn: ClientConnection, data: bytes) -> None:
+    """Feed `data` as the event loop does (from a callback, outside any task)."""
+    asyncio.get_running_loop().call_soon(conn.data_received, data)
+
+
+async def test_burst_starts_at_once_the_rest_in_later_passes_in_order() -> None:
+    """At most REQUEST_BURST requests start per loop pass; the others follow, in order."""
+    srv = MarkServer("127.0.0.1", 0)
+    burst = srv.REQUEST_BURST
+    a = ClientConnection(srv, srv.limit)
+    b = ClientConnection(srv, srv.limit)
+    ta, tb = RecordingTransport(), RecordingTransport()
+    a.connection_made(ta)
+    b.connection_made(tb)
+    for _ in range(3):
+        await asyncio.sleep(0)  # (the banners and #client-connected)
+    ta.writes.clear()
+    tb.writes.clear()
+    n = 3 * burst + 10
+    receive_outside_task(a, b"".join(b"?mark a%d\n" % i for i in range(n)))
+    await asyncio.sleep(0)
+    # The first burst was answered inside data_received; the rest wait their turn...
+    assert srv.marks == [b"a%d" % i for i in range(burst)]
+    assert ta.writes == [b"".join(b"!mark ok a%d\n" % i for i in range(burst))]
+    # ...while the connections are still read: b's requests, read now, queue behind a's.
+    receive_outside_task(b, b"?mark b0\n?mark b1\n")
+    for _ in range(10):
+        await asyncio.sleep(0)
+    assert srv.marks == [b"a%d" % i for i in range(n)] + [b"b0", b"b1"]
+    assert b"".join(ta.writes) == b"".join(b"!mark ok a%d\n" % i for i in range(n))
+    assert b"".join(tb.writes) == b"!mark ok b0\n!mark ok b1\n"
+    a.connection_lost(None)
+    b.connection_lost(None)
+
+
+async def test_burst_beyond_it_does_not_pause_reading() -> None:
+    srv = MarkServer("127.0.0.1", 0)
+    conn = ClientConnection(srv, srv.limit)
+    transport = PausingTransport()
+    conn.connection_made(transport)
+    await asyncio.sleep(0)
+    receive_outside_task(conn, b"".join(b"?mark %d\n" % i for i in range(500)))
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert len(srv.marks) == 500
+    assert False not in transport.reading
+    conn.connection_lost(None)
+
+
+async def test_queued_requests_are_bounded() -> None:
+    """Past a quarter of max_input_buffered of queued requests, reading pauses until done."""
+    srv = MarkServer("127.0.0.1", 0, max_input_buffered=64 * 1024)
+    conn = ClientConnection(srv, srv.limit)
+    transport = PausingTransport()
+    conn.connection_made(transport)
+    await asyncio.sleep(0)
+    transport.writes.clear()
+    n = 2000  # about 1 MB of queued requests as counted (512 bytes each plus arguments)
+    receive_outside_task(conn, b"".join(b"?mark %d\n" % i for i in range(n)))
+    await asyncio.sleep(0)
+    assert transport.reading == [False]
+    for _ in range(n // srv.REQUEST_BURST + 5):
+        await asyncio.sleep(0)
+    assert transport.reading == [False, True]  # resumed once the FIFO was empty
+    assert srv.marks == [b"%d" % i for i in range(n)]
+    assert b"".join(transport.writes) == b"".join(b"!mark ok %d\n" % i for i in range(n))
+    conn.connection_lost(None)
+
+
+async def test_pipelining_connections_are_served_fairly() -> None:
+    """Connections that keep requests in flight all progress at the same rate.
+
+    Each of 8 clients keeps 64 requests in flight, sending a new one for each reply
+    (replies are read from the socket as they come, as a load generator does).
+    """
+    async with running(sched()) as srv:
+        peers = [await connect(srv) for _ in range(8)]
+        answered = [0] * len(peers)
+        total = 4000
+
+        async def client(i: int, peer: ScriptedPeer) -> None:
+            peer.send_nowait(*[b"?echo %d" % i] * 64)
+            while sum(answered) < total:
+                line = await peer.readline()
+                if line.startswith(b"!echo"):
+                    answered[i] += 1
+                    peer.send_nowait(b"?echo %d" % i)
+
+        tasks = [asyncio.create_task(client(i, peer)) for i, peer in enumerate(peers)]
+        while sum(answered) < total:
+            await asyncio.sleep(0.001)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        assert min(answered) > 0.8 * max(answered), answered
+        for peer in peers:
+            await peer.close()
+
+
+async def test_bulk_sampling_initial_reports_leave_in_one_write_per_batch() -> None:
+    srv = MarkServer("127.0.0.1", 0)
+    for i in range(120):
+        srv.sensors.add(Sensor(int, f"s{i:03d}", ""))
+    conn = ClientConnection(srv, srv.limit)
+    transport = RecordingTransport()
+    conn.connection_made(transport)
+    for _ in range(3):
+        await asyncio.sleep(0)
+    transport.writes.clear()
+    names = b",".join(b"s%03d" % i for i in range(120))
+    receive_outside_task(conn, b"?sensor-sampling[1] " + names + b" auto\n")
+    for _ in range(10):
+        await asyncio.sleep(0)
+    batches = [w.count(b"#sensor-status") for w in transport.writes]
+    assert sum(batches) == 120
+    assert len(transport.writes) <= 4  # three batches (50, 50, 20) and the reply
+    lines = b"".join(transport.writes).splitlines()
+    assert [line.split()[3] for line in lines[:-1]] == [b"s%03d" % i for i in range(120)]
+    assert lines[-1] == b"!sensor-sampling[1] ok " + names + b" auto"
     conn.connection_lost(None)

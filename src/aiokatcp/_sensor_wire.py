@@ -93,6 +93,12 @@ def status_args(
     ]
 
 
+#: Sensor names that go on the wire as they are, with their bytes (the formatting of
+#: every ``#sensor-status`` line starts from the name).
+_plain_names: Dict[str, bytes] = {}
+_PLAIN_NAMES_MAX = 1_000_000
+
+
 def status_line(
     sensor: Sensor[Any], reading: Reading[Any], millis: Optional[ProtocolFlags] = None
 ) -> bytes:
@@ -104,10 +110,16 @@ def status_line(
     """
     if millis is not None:
         return inform_bytes("sensor-status", None, status_args(sensor, reading, millis))
-    name = sensor.name.encode("utf-8")
+    name = _plain_names.get(sensor.name)
+    if name is None:
+        name = sensor.name.encode("utf-8")
+        if not is_plain_argument(name):
+            return inform_bytes("sensor-status", None, status_args(sensor, reading))
+        if len(_plain_names) < _PLAIN_NAMES_MAX:
+            _plain_names[sensor.name] = name
     status = reading.status
     value = encode(reading.value)
-    if type(status) is _STATUS_TYPE and is_plain_argument(name) and is_plain_argument(value):
+    if type(status) is _STATUS_TYPE and is_plain_argument(value):
         timestamp = float.__repr__(reading.timestamp).encode("ascii")
         return b"#sensor-status %s 1 %s %s %s\n" % (timestamp, name, _STATUS_TO_WIRE[status], value)
     return inform_bytes("sensor-status", None, status_args(sensor, reading))

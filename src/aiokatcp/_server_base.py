@@ -52,6 +52,9 @@ class ServerBase:
     backlog = 1024
     #: Stack frames kept in the traceback of the ``fail`` reply to a crashed handler.
     tb_limit = 20
+    #: Requests started in one pass of the event loop; more wait for the next passes
+    #: (in order) while the sockets are polled again (see "Ordering and concurrency").
+    REQUEST_BURST = 64
     #: The dialect spoken (``DeviceServerMeta`` sets it from ``PROTOCOL_INFO``).
     _protocol = ProtocolFlags(5, 1, "MIB")
 
@@ -99,9 +102,7 @@ class ServerBase:
         self._ssl = ssl
         self._server: Optional[asyncio.Server] = None
         self._connections: Dict[ClientConnection, None] = {}  # ordered set
-        self._scheduler = RequestScheduler(
-            max_pending, self._dispatch, self._set_reading, self.tb_limit
-        )
+        self._scheduler = self._make_scheduler()
         self._service_tasks: List[asyncio.Task[Any]] = []
         self._halting = False
         self._halt_task: Optional[asyncio.Task[None]] = None
@@ -218,9 +219,7 @@ class ServerBase:
         self._halt_task = None
         self._stop_exc = None
         self._stopped = asyncio.Event()
-        self._scheduler = RequestScheduler(
-            self.max_pending, self._dispatch, self._set_reading, self.tb_limit
-        )
+        self._scheduler = self._make_scheduler()
 
         def factory() -> ClientConnection:
             return ClientConnection(self, self.limit)
@@ -438,6 +437,17 @@ class ServerBase:
         # Answer what the client already sent, then close.
         conn.half_closed()
         return True
+
+    def _make_scheduler(self) -> RequestScheduler:
+        return RequestScheduler(
+            self.max_pending,
+            self._dispatch,
+            self._set_reading,
+            self.tb_limit,
+            burst=max(1, self.REQUEST_BURST),
+            # (Requests read but waiting for their turn are input the server holds too.)
+            max_queued_bytes=max(1, self.max_input_buffered // 4),
+        )
 
     def _set_reading(self, resume: bool) -> None:
         for conn in self._connections:

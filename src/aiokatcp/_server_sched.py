@@ -17,7 +17,15 @@ Rules:
   replies at once, in arrival order, with no extra loop iteration;
 * at most ``max_pending`` requests are in progress over the whole server;
   requests already read wait in one FIFO and start as slots free; while
-  the FIFO is not empty every connection's reading is paused;
+  the cap is reached and requests wait, every connection's reading is paused;
+* at most ``burst`` requests start in one pass of the event loop; the
+  others wait in the same FIFO and start in the next passes, ``burst`` at a
+  time. Reading goes on meanwhile, so the loop polls its sockets between
+  bursts and requests are served in the order they were read, whichever
+  connection they came from (otherwise a connection whose next requests
+  arrive just after a pass began waits a whole pass more). The queued
+  requests are bounded: past ``max_queued_bytes`` reading pauses until the
+  FIFO is empty;
 * every admitted request is answered exactly once: ``ok`` (from the return
   value), ``fail``/``invalid`` (from :exc:`FailReply`/:exc:`InvalidReply`),
   ``fail <traceback>`` (any other exception), or ``fail request cancelled``.
@@ -72,6 +80,8 @@ _CoroutineType = types.CoroutineType
 _enter_task = getattr(asyncio.tasks, "_enter_task", None)
 _leave_task = getattr(asyncio.tasks, "_leave_task", None)
 _UNSTARTED = object()
+#: Bytes a queued request is counted for besides its arguments (its Python objects).
+_QUEUED_OVERHEAD = 512
 
 
 @types.coroutine
@@ -124,7 +134,7 @@ class RequestContext:
     """
 
     __module__ = "aiokatcp.server"
-    __slots__ = ("_finished", "_logger", "_replied", "conn", "req")
+    __slots__ = ("_finished", "_logger", "_queued_size", "_replied", "conn", "req")
 
     def __init__(self, conn: ClientConnection, req: Message) -> None:
         self.conn = conn
@@ -132,6 +142,7 @@ class RequestContext:
         self._replied = False
         self._finished = False
         self._logger: Optional[ConnectionLoggerAdapter] = None
+        self._queued_size = 0
 
     @property
     def replied(self) -> bool:
@@ -267,6 +278,11 @@ class RequestScheduler:
         is in use) and with ``True`` to resume it.
     tb_limit
         Maximum number of stack frames in the traceback of a ``fail`` reply.
+    burst
+        Maximum number of requests started in one pass of the event loop.
+    max_queued_bytes
+        Size of the queued requests (arguments, plus 512 bytes each) past
+        which reading pauses until the FIFO is empty.
     """
 
     def __init__(
@@ -275,11 +291,20 @@ class RequestScheduler:
         dispatch: Callable[[RequestContext], Any],
         set_reading: Callable[[bool], None],
         tb_limit: int = 20,
+        *,
+        burst: int = 64,
+        max_queued_bytes: int = 16 * 1024 * 1024,
     ) -> None:
+        if burst < 1:
+            raise ValueError("burst must be at least 1")
         self.max_pending = max_pending
         self._dispatch = dispatch
         self._set_reading = set_reading
         self.tb_limit = tb_limit
+        self.burst = burst
+        self.max_queued_bytes = max_queued_bytes
+        self._budget = burst  # requests that may still start in this pass of the loop
+        self._queued_bytes = 0
         self._pending = 0
         self._fifo: Deque[RequestContext] = deque()
         # Request tasks still running, with their handler's awaitable.
@@ -299,17 +324,45 @@ class RequestScheduler:
         """Requests in progress (not counting those waiting in the FIFO)."""
         return self._pending
 
+    @property
+    def queued(self) -> int:
+        """Requests waiting in the FIFO."""
+        return len(self._fifo)
+
     # -- admission --------------------------------------------------------------------------
 
     def submit(self, ctx: RequestContext) -> None:
-        """Start the request now if a slot is free and nobody waits; else queue it."""
-        if self._fifo or self._pending >= self.max_pending:
-            self._fifo.append(ctx)
-            if not self._paused:
-                self._paused = True
-                self._set_reading(False)
+        """Start it now if a slot is free, nobody waits and the burst has room; else queue."""
+        if self._fifo or self._pending >= self.max_pending or self._budget <= 0:
+            self._queue(ctx)
             return
+        self._budget -= 1
+        if not self._service_scheduled:
+            # (Also starts the next pass's burst.)
+            self._service_scheduled = True
+            asyncio.get_running_loop().call_soon(self._service)
         self._start(ctx)
+
+    def _queue(self, ctx: RequestContext) -> None:
+        size = _QUEUED_OVERHEAD + sum(map(len, ctx.req.arguments))
+        ctx._queued_size = size
+        self._fifo.append(ctx)
+        self._queued_bytes += size
+        if not self._paused and (
+            self._pending >= self.max_pending or self._queued_bytes > self.max_queued_bytes
+        ):
+            self._pause()
+        if not self._service_scheduled and self._pending < self.max_pending:
+            self._service_scheduled = True
+            asyncio.get_running_loop().call_soon(self._service)
+
+    def _pause(self) -> None:
+        self._paused = True
+        self._set_reading(False)
+
+    def _resume_reading(self) -> None:
+        self._paused = False
+        self._set_reading(True)
 
     def _release(self, ctx: RequestContext) -> None:
         conn = ctx.conn
@@ -338,29 +391,40 @@ class RequestScheduler:
                 self._service_scheduled = True
                 asyncio.get_running_loop().call_soon(self._service)
         elif self._paused:
-            self._paused = False
-            self._set_reading(True)
+            self._resume_reading()
 
     def _service(self) -> None:
-        """Start queued requests while slots are free, first come first served."""
+        """Start a pass's burst: queued requests while slots are free, first come first served."""
         self._service_scheduled = False
+        self._budget = budget = self.burst
         fifo = self._fifo
-        while fifo and self._pending < self.max_pending:
+        max_pending = self.max_pending
+        while fifo and budget and self._pending < max_pending:
             ctx = fifo.popleft()
+            self._queued_bytes -= ctx._queued_size
             if ctx.conn.is_closing():
                 continue  # nobody to answer
+            budget -= 1
+            self._budget = budget
             self._start(ctx)
-        if not fifo and self._paused and not self._halting:
-            self._paused = False
-            self._set_reading(True)
+        if fifo:
+            if self._pending < max_pending:
+                # The burst is spent: carry on in the next pass (after the sockets are polled).
+                if not self._service_scheduled:
+                    self._service_scheduled = True
+                    asyncio.get_running_loop().call_soon(self._service)
+            elif not self._paused:
+                self._pause()  # the cap is reached and requests wait
+        elif self._paused and not self._halting:
+            self._resume_reading()
 
     def discard(self, conn: Any) -> None:
         """Forget the queued requests of a lost connection (there is nobody to answer)."""
         if self._fifo:
             self._fifo = deque(ctx for ctx in self._fifo if ctx.conn is not conn)
+            self._queued_bytes = sum(ctx._queued_size for ctx in self._fifo)
             if not self._fifo and self._paused and self._pending < self.max_pending:
-                self._paused = False
-                self._set_reading(True)
+                self._resume_reading()
 
     # -- execution --------------------------------------------------------------------------
 
@@ -538,6 +602,7 @@ class RequestScheduler:
         if cancel:
             while self._fifo:
                 self._cancelled(self._fifo.popleft())
+            self._queued_bytes = 0
             for task in list(self._tasks):
                 task.cancel()
         for task in list(self._drainers):

@@ -117,8 +117,31 @@ def _always_nominal(value: Any) -> _Status:
 _FunctionType = types.FunctionType
 
 
+#: The answer of :func:`_is_delta_observer` for callable types whose instances cannot
+#: carry their own signature (no ``__dict__``): a server's samplers' callbacks.
+_delta_by_type: Dict[type, bool] = {}
+
+
 def _is_delta_observer(observer: Callable[..., None]) -> bool:
     """Whether `observer` takes an ``old_reading`` parameter (a delta observer)."""
+    kind = type(observer)
+    known = _delta_by_type.get(kind)
+    if known is not None:
+        return known
+    result = _inspect_delta_observer(observer)
+    if (
+        not kind.__dictoffset__
+        and kind is not _FunctionType
+        and type(getattr(kind, "__call__", None)) is _FunctionType  # noqa: B004
+        and not hasattr(kind, "__signature__")
+        and not hasattr(kind, "__wrapped__")
+        and len(_delta_by_type) < 1000
+    ):
+        _delta_by_type[kind] = result
+    return result
+
+
+def _inspect_delta_observer(observer: Callable[..., None]) -> bool:
     # Fast path for plain functions, bound methods and objects whose class defines
     # __call__ in Python (inspect.signature costs ~30 us, which matters when a client
     # subscribes to thousands of sensors at once). A method's code includes ``self``,

@@ -576,17 +576,22 @@ class DeviceServer(ServerBase, metaclass=DeviceServerMeta):
                     await conn.drain()
                     if conn.is_closing():
                         return  # the client went away: its samplers are released with it
-                for i in range(start, min(start + batch, count)):
-                    sensor = sensors[i]
-                    spec, is_auto = plan[i]
-                    if get_current(sensor.name) is not sensor:
-                        if spec is not None and readings is not None:
-                            observer(sensor, readings[i])
-                        continue
-                    if spec is None:
-                        install(sensor, None)
-                    else:
-                        install(sensor, make_sampler(sensor, observer, sampler_loop, spec, is_auto))
+                sampling.begin_batch()
+                try:
+                    for i in range(start, min(start + batch, count)):
+                        sensor = sensors[i]
+                        spec, is_auto = plan[i]
+                        if get_current(sensor.name) is not sensor:
+                            if spec is not None and readings is not None:
+                                observer(sensor, readings[i])
+                            continue
+                        if spec is None:
+                            install(sensor, None)
+                        else:
+                            sampler = make_sampler(sensor, observer, sampler_loop, spec, is_auto)
+                            install(sensor, sampler)
+                finally:
+                    sampling.end_batch()
         finally:
             sampling.requests -= 1
 
