@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import re
 import socket
@@ -740,3 +741,68 @@ async def test_bulk_sampling_initial_reports_leave_in_one_write_per_batch() -> N
     assert [line.split()[3] for line in lines[:-1]] == [b"s%03d" % i for i in range(120)]
     assert lines[-1] == b"!sensor-sampling[1] ok " + names + b" auto"
     conn.connection_lost(None)
+
+
+request_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_var", default="unset")
+
+
+class TaskServer(SchedServer):
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        self.seen: List[str] = []
+        self.same_task: List[bool] = []
+
+    async def request_set_var(self, ctx: RequestContext, value: str) -> None:
+        """Set a context variable and finish at once."""
+        self.seen.append(request_var.get())
+        request_var.set(value)
+
+    async def request_var_across_await(self, ctx: RequestContext, value: str) -> str:
+        """Set a context variable, wait, and return what it holds then."""
+        self.seen.append(request_var.get())
+        request_var.set(value)
+        task = asyncio.current_task()
+        await asyncio.sleep(1)
+        self.same_task.append(asyncio.current_task() is task)
+        return request_var.get()
+
+    async def request_cancel_own_task(self, ctx: RequestContext) -> None:
+        """Cancel the current task, then finish without waiting."""
+        task = asyncio.current_task()
+        assert task is not None
+        task.cancel()
+
+
+async def test_requests_that_finish_at_once_do_not_share_context() -> None:
+    async with running(TaskServer("127.0.0.1", 0)) as srv:
+        async with await connect(srv) as peer:
+            await peer.send(
+                b"?set-var[1] a",
+                b"?var-across-await[2] b",
+                b"?set-var[3] c",
+                b"?var-across-await[4] d",
+                b"?set-var[5] e",
+            )
+            replies = [line for line in await peer.readlines(5)]
+        assert sorted(replies) == [
+            b"!set-var[1] ok",
+            b"!set-var[3] ok",
+            b"!set-var[5] ok",
+            b"!var-across-await[2] ok b",
+            b"!var-across-await[4] ok d",
+        ]
+        # Every request started in a context of its own...
+        assert srv.seen == ["unset"] * 5
+        # ...and one that waited went on in its own task and context.
+        assert srv.same_task == [True, True]
+    assert request_var.get() == "unset"
+
+
+async def test_handler_cancelling_its_task_then_finishing_spares_the_next() -> None:
+    async with running(TaskServer("127.0.0.1", 0)) as srv:
+        async with await connect(srv) as peer:
+            await peer.send(b"?cancel-own-task[1]", b"?var-across-await[2] x")
+            assert sorted(await peer.readlines(2)) == [
+                b"!cancel-own-task[1] ok",
+                b"!var-across-await[2] ok x",
+            ]
