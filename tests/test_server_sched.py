@@ -736,7 +736,8 @@ async def test_bulk_sampling_initial_reports_leave_in_one_write_per_batch() -> N
         await asyncio.sleep(0)
     batches = [w.count(b"#sensor-status") for w in transport.writes]
     assert sum(batches) == 120
-    assert len(transport.writes) <= 4  # three batches (50, 50, 20) and the reply
+    # Three batches (50, 50, 20), held until the last (under 64 KiB), and the reply.
+    assert len(transport.writes) <= 2
     lines = b"".join(transport.writes).splitlines()
     assert [line.split()[3] for line in lines[:-1]] == [b"s%03d" % i for i in range(120)]
     assert lines[-1] == b"!sensor-sampling[1] ok " + names + b" auto"
@@ -806,3 +807,32 @@ async def test_handler_cancelling_its_task_then_finishing_spares_the_next() -> N
                 b"!cancel-own-task[1] ok",
                 b"!var-across-await[2] ok x",
             ]
+
+
+async def test_held_initial_reports_are_not_overtaken() -> None:
+    """An update or a reply written during a bulk subscription comes after the reports before it."""
+    srv = MarkServer("127.0.0.1", 0)
+    sensors = [Sensor(int, f"s{i:03d}", "", default=0) for i in range(120)]
+    for sensor in sensors:
+        srv.sensors.add(sensor)
+    conn = ClientConnection(srv, srv.limit)
+    transport = RecordingTransport()
+    conn.connection_made(transport)
+    for _ in range(3):
+        await asyncio.sleep(0)
+    transport.writes.clear()
+    names = b",".join(b"s%03d" % i for i in range(120))
+    receive_outside_task(conn, b"?sensor-sampling[1] " + names + b" auto\n")
+    await asyncio.sleep(0)  # the first batch is done (its reports are held)
+    sensors[10].value = 7  # an update of a sensor subscribed in it
+    receive_outside_task(conn, b"?mark[2] x\n")
+    for _ in range(10):
+        await asyncio.sleep(0)
+    lines = b"".join(transport.writes).splitlines()
+    s010 = [i for i, line in enumerate(lines) if b" s010 " in line]
+    assert [lines[i].split()[-1] for i in s010] == [b"0", b"7"]
+    mark = lines.index(b"!mark[2] ok x")
+    assert all(b" s%03d " % i in b"\n".join(lines[:mark]) for i in range(50))
+    assert len([line for line in lines if line.startswith(b"#sensor-status")]) == 121
+    assert lines[-1].startswith(b"!sensor-sampling[1] ok")
+    conn.connection_lost(None)

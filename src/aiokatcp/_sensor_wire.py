@@ -120,8 +120,16 @@ def status_line(
     status = reading.status
     value = encode(reading.value)
     if type(status) is _STATUS_TYPE and is_plain_argument(value):
-        timestamp = float.__repr__(reading.timestamp).encode("ascii")
-        return b"#sensor-status %s 1 %s %s %s\n" % (timestamp, name, _STATUS_TO_WIRE[status], value)
+        timestamp = reading.timestamp
+        if type(timestamp) is float:  # (%r is float's repr, in one step)
+            return b"#sensor-status %r 1 %s %s %s\n" % (
+                timestamp,
+                name,
+                _STATUS_TO_WIRE[status],
+                value,
+            )
+        raw = float.__repr__(timestamp).encode("ascii")
+        return b"#sensor-status %s 1 %s %s %s\n" % (raw, name, _STATUS_TO_WIRE[status], value)
     return inform_bytes("sensor-status", None, status_args(sensor, reading))
 
 

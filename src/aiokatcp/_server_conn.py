@@ -141,7 +141,7 @@ class ClientConnection(Connection):
     def resume_writing(self) -> None:
         super().resume_writing()
         self._update_reading()
-        if self.sampling.pending and not self._write_paused:
+        if self.sampling.has_output and not self._write_paused:
             self._write(b"")  # writes the coalesced sensor reports
 
     def request_started(self) -> None:
@@ -165,9 +165,9 @@ class ClientConnection(Connection):
     def _write(self, data: bytes) -> None:
         # The one path of every write to the client (replies, informs, #log).
         sampling = self.sampling
-        if sampling.pending:
-            # Coalesced sensor reports go first: nothing may overtake them.
-            pending = sampling.take_pending()
+        if sampling.has_output:
+            # Coalesced and held sensor reports go first: nothing may overtake them.
+            pending = sampling.take_output()
             super()._write(pending + data if data else pending)
         elif data:
             super()._write(data)
@@ -221,7 +221,7 @@ class ClientConnection(Connection):
             return
         self._dropping = True
         self.logger.warning("%s", log_text)
-        self.sampling.take_pending()
+        self.sampling.discard_output()
         self.discard_input()
         self.write_message(Message.inform("disconnect", reason))
         self.close()

@@ -591,7 +591,7 @@ class DeviceServer(ServerBase, metaclass=DeviceServerMeta):
                             sampler = make_sampler(sensor, observer, sampler_loop, spec, is_auto)
                             install(sensor, sampler)
                 finally:
-                    sampling.end_batch()
+                    sampling.end_batch(last=start + batch >= count)
         finally:
             sampling.requests -= 1
 
