@@ -836,3 +836,32 @@ async def test_held_initial_reports_are_not_overtaken() -> None:
     assert len([line for line in lines if line.startswith(b"#sensor-status")]) == 121
     assert lines[-1].startswith(b"!sensor-sampling[1] ok")
     conn.connection_lost(None)
+
+
+class CrashServer(SchedServer):
+    async def request_crash_later(self, ctx: RequestContext, value: str) -> None:
+        """Set a context variable, wait, then fail."""
+        request_var.set(value)
+        await asyncio.sleep(1)
+        raise RuntimeError("boom")
+
+
+async def test_crash_after_waiting_is_logged_in_the_handlers_context() -> None:
+    seen: List[str] = []
+
+    class Record(logging.Filter):
+        def filter(self, record: logging.LogRecord) -> bool:
+            seen.append(request_var.get())
+            return True
+
+    record = Record()
+    server_logger = logging.getLogger("aiokatcp.server")
+    server_logger.addFilter(record)
+    try:
+        async with running(CrashServer("127.0.0.1", 0)) as srv:
+            async with await connect(srv) as peer:
+                (reply,) = await peer.request(b"?crash-later[1] mine")
+        assert reply.startswith(b"!crash-later[1] fail ")
+        assert seen == ["mine"]
+    finally:
+        server_logger.removeFilter(record)

@@ -83,10 +83,12 @@ _CoroutineType = types.CoroutineType
 _enter_task = getattr(asyncio.tasks, "_enter_task", None)
 _leave_task = getattr(asyncio.tasks, "_leave_task", None)
 _UNSTARTED = object()
-#: The context of the spare tasks' own steps (the handlers' steps run in their own).
-_SPARE_CONTEXT = contextvars.Context()
 #: Bytes a queued request is counted for besides its arguments (its Python objects).
 _QUEUED_OVERHEAD = 512
+
+
+def _call(func: Callable[..., Any], *args: Any) -> Any:
+    return func(*args)
 
 
 @types.coroutine
@@ -344,11 +346,6 @@ class RequestScheduler:
         """Requests in progress (not counting those waiting in the FIFO)."""
         return self._pending
 
-    @property
-    def queued(self) -> int:
-        """Requests waiting in the FIFO."""
-        return len(self._fifo)
-
     # -- admission --------------------------------------------------------------------------
 
     def submit(self, ctx: RequestContext) -> None:
@@ -543,7 +540,9 @@ class RequestScheduler:
         spare = self._spare
         if spare is None or spare.done():
             holder: List[Any] = []
-            spare = asyncio.Task(self._resume(holder), loop=loop, context=_SPARE_CONTEXT)
+            # (An empty context for the task's own steps: the handler's run in its own. One
+            # per task: a context cannot be entered by two threads' loops at once.)
+            spare = asyncio.Task(self._resume(holder), loop=loop, context=contextvars.Context())
             self._spare = spare
             self._spare_holder = holder
         context = contextvars.copy_context()
@@ -600,20 +599,23 @@ class RequestScheduler:
         yielded: Any,
         context: Optional[contextvars.Context] = None,
     ) -> None:
+        # With `context` (a spare task's request), the outcome is handled in the handler's
+        # context too, as if the task were its own (log records made there see its variables).
+        call: Callable[..., Any] = _call if context is None else context.run
         try:
             if yielded is _UNSTARTED:
                 result = await aw
             else:
                 result = await resume_coroutine(aw, yielded, context)
         except asyncio.CancelledError:
-            self._cancelled(ctx)
+            call(self._cancelled, ctx)
             task = asyncio.current_task()
             if task is not None and not self._halting and hasattr(task, "uncancel"):
                 task.uncancel()  # only this request was cancelled
         except Exception as exc:
-            self._failed(ctx, exc)
+            call(self._failed, ctx, exc)
         else:
-            self._succeeded(ctx, result)
+            call(self._succeeded, ctx, result)
         self._release(ctx)
 
     # -- outcomes ---------------------------------------------------------------------------
