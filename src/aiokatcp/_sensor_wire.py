@@ -97,6 +97,9 @@ def status_args(
 #: every ``#sensor-status`` line starts from the name).
 _plain_names: Dict[str, bytes] = {}
 _PLAIN_NAMES_MAX = 1_000_000
+#: Value types whose encoding is always a plain argument (digits, sign, point, exponent,
+#: ``inf``/``nan``).
+_PLAIN_TYPES = frozenset({int, float})
 
 
 def status_line(
@@ -118,8 +121,11 @@ def status_line(
         if len(_plain_names) < _PLAIN_NAMES_MAX:
             _plain_names[sensor.name] = name
     status = reading.status
-    value = encode(reading.value)
-    if type(status) is _STATUS_TYPE and is_plain_argument(value):
+    raw_value = reading.value
+    value = encode(raw_value)
+    # (An int's or a float's encoding never needs escaping: no search for those.)
+    plain = type(raw_value) in _PLAIN_TYPES or is_plain_argument(value)
+    if type(status) is _STATUS_TYPE and plain:
         timestamp = reading.timestamp
         if type(timestamp) is float:  # (%r is float's repr, in one step)
             return b"#sensor-status %r 1 %s %s %s\n" % (

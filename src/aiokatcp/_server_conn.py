@@ -141,7 +141,8 @@ class ClientConnection(Connection):
     def resume_writing(self) -> None:
         super().resume_writing()
         self._update_reading()
-        if self.sampling.has_output and not self._write_paused:
+        sampling = self.sampling
+        if (sampling.pending or sampling.held) and not self._write_paused:
             self._write(b"")  # writes the coalesced sensor reports
 
     def request_started(self) -> None:
@@ -165,7 +166,7 @@ class ClientConnection(Connection):
     def _write(self, data: bytes) -> None:
         # The one path of every write to the client (replies, informs, #log).
         sampling = self.sampling
-        if sampling.has_output:
+        if sampling.pending or sampling.held:
             # Coalesced and held sensor reports go first: nothing may overtake them.
             pending = sampling.take_output()
             super()._write(pending + data if data else pending)

@@ -19,10 +19,13 @@ depend on the connection or server modules. Rules:
   reports are *coalesced*: they are held, one per sensor, and a newer
   report of a sensor replaces the held one and moves to the end, so what
   the client eventually gets is its report stream with superseded readings
-  left out (nothing reordered). The connection writes the held reports
+  left out (nothing reordered). The connection writes the coalesced reports
   when writing resumes and before anything else it writes (a reply must
   not overtake them), so memory per client is bounded by its sensors
-  times their reading size.
+  times their reading size;
+* the initial reports of a bulk ``?sensor-sampling`` are *held* over its
+  batches and written in chunks of up to :data:`HELD_OUTPUT` bytes; like
+  coalesced reports they go out before anything else the connection writes.
 
 ``_sensor_wire.status_args``/``status_line`` are the server's one formatter of
 sensor readings on the wire (``#sensor-status`` and ``#sensor-value``).
@@ -166,16 +169,22 @@ class ClientSampling:
         (sensor to ``#sensor-status`` bytes, oldest first).
     pending_size : int
         Total bytes of :attr:`pending`.
+    held : list of bytes
+        Initial reports of a bulk ``?sensor-sampling`` not written yet (see
+        :meth:`end_batch`); like :attr:`pending`, they go out before anything
+        else written to the client.
+    held_size : int
+        Total bytes of :attr:`held`.
     """
 
     __slots__ = (
         "_batch",
         "_cache",
-        "_held",
-        "_held_size",
         "_lock",
         "_sampler_loop",
         "_sink",
+        "held",
+        "held_size",
         "observer",
         "pending",
         "pending_size",
@@ -194,8 +203,8 @@ class ClientSampling:
         # The reports of a batch of a bulk ``?sensor-sampling`` (see :meth:`begin_batch`),
         # and those of finished batches not written yet.
         self._batch: Optional[List[bytes]] = None
-        self._held: List[bytes] = []
-        self._held_size = 0
+        self.held: List[bytes] = []
+        self.held_size = 0
         self._sink = sink
         self.observer = self._make_observer(sink, cache)
 
@@ -221,28 +230,23 @@ class ClientSampling:
         self._batch = None
         if batch:
             data = b"".join(batch)
-            self._held.append(data)
-            self._held_size += len(data)
-        if self._held and (last or self._held_size >= HELD_OUTPUT):
+            self.held.append(data)
+            self.held_size += len(data)
+        if self.held and (last or self.held_size >= HELD_OUTPUT):
             held = self._take_held()
             self._sink.write_bytes(held)
-
-    @property
-    def has_output(self) -> bool:
-        """Whether reports wait to go out before the next write (see :meth:`take_output`)."""
-        return bool(self.pending or self._held)
 
     def take_output(self) -> bytes:
         """Remove and return the waiting reports: the coalesced ones, then the held ones."""
         return self.take_pending() + self._take_held()
 
     def _take_held(self) -> bytes:
-        held = self._held
+        held = self.held
         if not held:
             return b""
         data = held[0] if len(held) == 1 else b"".join(held)
-        self._held = []
-        self._held_size = 0
+        self.held = []
+        self.held_size = 0
         return data
 
     @property

@@ -20,7 +20,8 @@ Rules:
 * at most ``max_pending`` requests are in progress over the whole server;
   requests already read wait in one FIFO and start as slots free; while
   the cap is reached and requests wait, every connection's reading is paused;
-* at most ``burst`` requests start in one pass of the event loop; the
+* at most ``burst`` requests start in one pass of the event loop (the
+  count is renewed at the start of the pass after half of it is used); the
   others wait in the same FIFO and start in the next passes, ``burst`` at a
   time. Reading goes on meanwhile, so the loop polls its sockets between
   bursts and requests are served in the order they were read, whichever
@@ -323,6 +324,7 @@ class RequestScheduler:
         self.burst = burst
         self.max_queued_bytes = max_queued_bytes
         self._budget = burst  # requests that may still start in this pass of the loop
+        self._refill_at = burst // 2
         self._queued_bytes = 0
         self._pending = 0
         self._fifo: Deque[RequestContext] = deque()
@@ -353,9 +355,11 @@ class RequestScheduler:
         if self._fifo or self._pending >= self.max_pending or self._budget <= 0:
             self._queue(ctx)
             return
-        self._budget -= 1
-        if not self._service_scheduled:
-            # (Also starts the next pass's burst.)
+        budget = self._budget - 1
+        self._budget = budget
+        if budget <= self._refill_at and not self._service_scheduled:
+            # Half the burst is spent: the next pass starts a new one. (Not at every
+            # request: a lone request would cost an extra loop pass.)
             self._service_scheduled = True
             asyncio.get_running_loop().call_soon(self._service)
         self._start(ctx)
