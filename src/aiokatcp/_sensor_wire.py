@@ -30,6 +30,7 @@ __all__ = [
     "decode_sensor_value",
     "parse_sensor_list",
     "parse_sensor_status",
+    "plain_name",
     "sensor_list_args",
     "status_args",
     "status_line",
@@ -102,6 +103,22 @@ _PLAIN_NAMES_MAX = 1_000_000
 _PLAIN_TYPES = frozenset({int, float})
 
 
+def plain_name(name: str) -> Optional[bytes]:
+    """The wire bytes of sensor name `name` if it needs no escaping (remembered), else None.
+
+    The server calls it when a sensor is added, so that formatting its first
+    ``#sensor-status`` (thousands at once in a bulk subscription) finds it ready.
+    """
+    raw = _plain_names.get(name)
+    if raw is None:
+        raw = name.encode("utf-8")
+        if not is_plain_argument(raw):
+            return None
+        if len(_plain_names) < _PLAIN_NAMES_MAX:
+            _plain_names[name] = raw
+    return raw
+
+
 def status_line(
     sensor: Sensor[Any], reading: Reading[Any], millis: Optional[ProtocolFlags] = None
 ) -> bytes:
@@ -113,13 +130,9 @@ def status_line(
     """
     if millis is not None:
         return inform_bytes("sensor-status", None, status_args(sensor, reading, millis))
-    name = _plain_names.get(sensor.name)
+    name = _plain_names.get(sensor.name) or plain_name(sensor.name)
     if name is None:
-        name = sensor.name.encode("utf-8")
-        if not is_plain_argument(name):
-            return inform_bytes("sensor-status", None, status_args(sensor, reading))
-        if len(_plain_names) < _PLAIN_NAMES_MAX:
-            _plain_names[sensor.name] = name
+        return inform_bytes("sensor-status", None, status_args(sensor, reading))
     status = reading.status
     raw_value = reading.value
     value = encode(raw_value)
