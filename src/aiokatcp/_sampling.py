@@ -634,7 +634,12 @@ class SensorSampler(Generic[_T], metaclass=abc.ABCMeta):
         self._callback = callback
         self._closed = False
         sensor.attach(callback)
-        if observer is not None:
+        if observer is None:
+            return
+        if plain:
+            # (_start without the calls: a bulk subscription starts thousands at once.)
+            observer(sensor, sensor.reading)
+        else:
             self._start()
 
     # -- engine plumbing --------------------------------------------------------------------

@@ -429,7 +429,10 @@ class Sensor(Generic[_T]):
         called as ``observer(sensor, reading, old_reading=old)``; any other is
         called as ``observer(sensor, reading)``.
         """
-        if _is_delta_observer(observer):
+        delta = _delta_by_type.get(type(observer))  # (the cache, without a call)
+        if delta is None:
+            delta = _is_delta_observer(observer)
+        if delta:
             self._delta_observers = (*self._delta_observers, observer)
         else:
             self._observers = (*self._observers, observer)

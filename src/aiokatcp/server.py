@@ -260,6 +260,7 @@ class DeviceServer(ServerBase, metaclass=DeviceServerMeta):
         self.extra_versions: Dict[str, Tuple[str, ...]] = {}
         self.sensors = SensorSet()
         self._interface_changed_pending = False
+        self._sensor_removals = 0  # sensors removed (or replaced) so far
         self.sensors.add_add_callback(self._sensor_added)
         self.sensors.add_remove_callback(self._sensor_removed)
 
@@ -339,6 +340,7 @@ class DeviceServer(ServerBase, metaclass=DeviceServerMeta):
         self._schedule_interface_changed()
 
     def _sensor_removed(self, sensor: Sensor[Any]) -> None:
+        self._sensor_removals += 1
         for conn in self.connections:
             conn.sampling.set(sensor, None)
         self.status_cache.discard(sensor)
@@ -531,8 +533,9 @@ class DeviceServer(ServerBase, metaclass=DeviceServerMeta):
         )
         if error is not None:
             raise FailReply(error)
+        looked_up = (self.sensors, self._sensor_removals)
         sensors, plan = resolve_sampling(
-            self.sensors, names, strategy, args, self.min_sampling_interval
+            looked_up[0], names, strategy, args, self.min_sampling_interval
         )
         first_spec, first_auto = plan[0]
         if strategy is SensorSampler.Strategy.NONE:
@@ -543,7 +546,7 @@ class DeviceServer(ServerBase, metaclass=DeviceServerMeta):
             reply_params = first_spec.wire_params()
         sampling = conn.sampling
         async with sampling.lock:
-            await self._apply_sampling(conn, sampling, sensors, plan)
+            await self._apply_sampling(conn, sampling, sensors, plan, looked_up)
         return (name.encode("utf-8"), *sampling_params_to_wire(protocol, reply_params))
 
     async def _apply_sampling(
@@ -552,11 +555,14 @@ class DeviceServer(ServerBase, metaclass=DeviceServerMeta):
         sampling: ClientSampling,
         sensors: List[Sensor[Any]],
         plan: List[Resolved],
+        looked_up: Tuple[SensorSet, int],
     ) -> None:
         """Install the validated samplers, yielding to the loop between batches.
 
         Each sensor's initial report is its reading at the start of the
         request; a sensor removed meanwhile still gets it but keeps no sampler.
+        (`looked_up` is the sensor set `sensors` were found in and its count of
+        removals then: while neither has changed, none of them can have left.)
         """
         sampler_loop = sampling.sampler_loop
         batch = max(1, self.SENSOR_SAMPLING_BATCH)
@@ -577,12 +583,13 @@ class DeviceServer(ServerBase, metaclass=DeviceServerMeta):
                     await conn.drain()
                     if conn.is_closing():
                         return  # the client went away: its samplers are released with it
+                check = self.sensors is not looked_up[0] or self._sensor_removals != looked_up[1]
                 sampling.begin_batch()
                 try:
                     for i in range(start, min(start + batch, count)):
                         sensor = sensors[i]
                         spec, is_auto = plan[i]
-                        if get_current(sensor.name) is not sensor:
+                        if check and get_current(sensor.name) is not sensor:
                             if spec is not None and readings is not None:
                                 observer(sensor, readings[i])
                             continue
