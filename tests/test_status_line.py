@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from aiokatcp._protocol_flags import ProtocolFlags
-from aiokatcp._sensor_wire import status_args, status_line
+from aiokatcp._sensor_wire import forget_plain_name, plain_name, status_args, status_line
 from aiokatcp.core import Address, Message, Timestamp
 from aiokatcp.sensor import Reading, Sensor
 
@@ -53,3 +53,23 @@ def test_status_line_in_milliseconds(stype: Any) -> None:
     expected = bytes(Message.inform("sensor-status", *status_args(sensor, reading, millis)))
     assert status_line(sensor, reading, millis) == expected
     assert expected.startswith(b"#sensor-status 1700000000123 1 when nominal")
+
+
+@pytest.mark.parametrize("timestamp", [1700000000.123456, Timestamp(1700000000.123456), 0.1 + 0.2])
+def test_status_line_float_and_timestamp_timestamps(timestamp: float) -> None:
+    sensor = Sensor(float, "t", "a sensor")
+    reading = Reading(timestamp, Sensor.Status.NOMINAL, 1.5)
+    expected = bytes(Message.inform("sensor-status", *status_args(sensor, reading)))
+    assert status_line(sensor, reading) == expected
+    assert expected.split()[1] == float.__repr__(float(timestamp)).encode()
+
+
+def test_remembered_names() -> None:
+    assert plain_name("plain.name") == b"plain.name"
+    assert plain_name("plain.name") == b"plain.name"  # (remembered)
+    assert plain_name("two words") is None
+    forget_plain_name("plain.name")
+    forget_plain_name("never-seen")  # no error
+    sensor = Sensor(int, "plain.name", "a sensor")
+    reading = Reading(Timestamp(1.5), Sensor.Status.NOMINAL, 3)
+    assert status_line(sensor, reading) == b"#sensor-status 1.5 1 plain.name nominal 3\n"

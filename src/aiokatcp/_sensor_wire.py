@@ -28,6 +28,7 @@ __all__ = [
     "STATUS_FROM_WIRE",
     "SensorInfo",
     "decode_sensor_value",
+    "forget_plain_name",
     "parse_sensor_list",
     "parse_sensor_status",
     "plain_name",
@@ -95,9 +96,10 @@ def status_args(
 
 
 #: Sensor names that go on the wire as they are, with their bytes (the formatting of
-#: every ``#sensor-status`` line starts from the name).
+#: every ``#sensor-status`` line starts from the name). Bounded: past the bound, names
+#: are simply encoded each time.
 _plain_names: Dict[str, bytes] = {}
-_PLAIN_NAMES_MAX = 1_000_000
+_PLAIN_NAMES_MAX = 100_000
 #: Value types whose encoding is always a plain argument (digits, sign, point, exponent,
 #: ``inf``/``nan``).
 _PLAIN_TYPES = frozenset({int, float})
@@ -117,6 +119,11 @@ def plain_name(name: str) -> Optional[bytes]:
         if len(_plain_names) < _PLAIN_NAMES_MAX:
             _plain_names[name] = raw
     return raw
+
+
+def forget_plain_name(name: str) -> None:
+    """Drop `name` from the names :func:`plain_name` remembers (its sensor left a server)."""
+    _plain_names.pop(name, None)
 
 
 def status_line(

@@ -37,7 +37,7 @@ from ._handlers import collect_handlers, get_request_timeout_hint, request_timeo
 from ._message import Message
 from ._protocol_flags import ProtocolFlags
 from ._sampling import DEFAULT_MIN_INTERVAL, SensorSampler
-from ._sensor_wire import plain_name, sensor_list_args, status_args
+from ._sensor_wire import forget_plain_name, plain_name, sensor_list_args, status_args
 from ._server_base import DEFAULT_MAX_INPUT_BUFFERED, ServerBase, ServerLogHandler
 from ._server_base import logger as logger  # (2.x had a module-level logger here)
 from ._server_conn import ClientConnection
@@ -341,6 +341,7 @@ class DeviceServer(ServerBase, metaclass=DeviceServerMeta):
 
     def _sensor_removed(self, sensor: Sensor[Any]) -> None:
         self._sensor_removals += 1
+        forget_plain_name(sensor.name)
         for conn in self.connections:
             conn.sampling.set(sensor, None)
         self.status_cache.discard(sensor)
