@@ -551,14 +551,21 @@ class RecordingTransport(asyncio.Transport):
         return ("10.0.0.1", 1234) if name == "peername" else default
 
 
+async def connected(srv: DeviceServer, transport: RecordingTransport) -> ClientConnection:
+    """A connection of `srv` on `transport`, its greeting written and cleared."""
+    conn = ClientConnection(srv, srv.limit)
+    conn.connection_made(transport)
+    for _ in range(3):
+        await asyncio.sleep(0)
+    transport.writes.clear()
+    return conn
+
+
 async def test_awaited_handlers_replies_batched() -> None:
     """Replies of async handlers run in one step leave in one write, in order."""
     srv = SchedServer("127.0.0.1", 0)
-    conn = ClientConnection(srv, srv.limit)
     transport = RecordingTransport()
-    conn.connection_made(transport)
-    await asyncio.sleep(0)
-    transport.writes.clear()
+    conn = await connected(srv, transport)
     conn.data_received(b"?quick[1] 1\n?quick[2] 2\n?quick[3] 3\n")
     for _ in range(5):
         await asyncio.sleep(0)
@@ -576,11 +583,8 @@ async def test_awaited_handlers_replies_batched() -> None:
 async def test_quick_async_handler_replies_without_a_loop_iteration() -> None:
     """A handler that never waits is answered inside data_received, in a real task."""
     srv = SchedServer("127.0.0.1", 0)
-    conn = ClientConnection(srv, srv.limit)
     transport = RecordingTransport()
-    conn.connection_made(transport)
-    await asyncio.sleep(0)
-    transport.writes.clear()
+    conn = await connected(srv, transport)
     seen: List[List[bytes]] = []
 
     # A task group inside a handler needs asyncio.TaskGroup (Python 3.11+).
@@ -631,15 +635,10 @@ async def test_burst_starts_at_once_the_rest_in_later_passes_in_order() -> None:
     """At most REQUEST_BURST requests start per loop pass; the others follow, in order."""
     srv = MarkServer("127.0.0.1", 0)
     burst = srv.REQUEST_BURST
-    a = ClientConnection(srv, srv.limit)
-    b = ClientConnection(srv, srv.limit)
     ta, tb = RecordingTransport(), RecordingTransport()
-    a.connection_made(ta)
-    b.connection_made(tb)
-    for _ in range(3):
-        await asyncio.sleep(0)  # (the banners and #client-connected)
-    ta.writes.clear()
-    tb.writes.clear()
+    a = await connected(srv, ta)
+    b = await connected(srv, tb)
+    ta.writes.clear()  # (b's #client-connected)
     n = 3 * burst + 10
     receive_outside_task(a, b"".join(b"?mark a%d\n" % i for i in range(n)))
     await asyncio.sleep(0)
@@ -659,10 +658,8 @@ async def test_burst_starts_at_once_the_rest_in_later_passes_in_order() -> None:
 
 async def test_burst_beyond_it_does_not_pause_reading() -> None:
     srv = MarkServer("127.0.0.1", 0)
-    conn = ClientConnection(srv, srv.limit)
     transport = PausingTransport()
-    conn.connection_made(transport)
-    await asyncio.sleep(0)
+    conn = await connected(srv, transport)
     receive_outside_task(conn, b"".join(b"?mark %d\n" % i for i in range(500)))
     for _ in range(20):
         await asyncio.sleep(0)
@@ -674,11 +671,8 @@ async def test_burst_beyond_it_does_not_pause_reading() -> None:
 async def test_queued_requests_are_bounded() -> None:
     """Past a quarter of max_input_buffered of queued requests, reading pauses until done."""
     srv = MarkServer("127.0.0.1", 0, max_input_buffered=64 * 1024)
-    conn = ClientConnection(srv, srv.limit)
     transport = PausingTransport()
-    conn.connection_made(transport)
-    await asyncio.sleep(0)
-    transport.writes.clear()
+    conn = await connected(srv, transport)
     n = 2000  # about 1 MB of queued requests as counted (512 bytes each plus arguments)
     receive_outside_task(conn, b"".join(b"?mark %d\n" % i for i in range(n)))
     await asyncio.sleep(0)
@@ -725,12 +719,8 @@ async def test_bulk_sampling_initial_reports_leave_in_one_write_per_batch() -> N
     srv = MarkServer("127.0.0.1", 0)
     for i in range(120):
         srv.sensors.add(Sensor(int, f"s{i:03d}", ""))
-    conn = ClientConnection(srv, srv.limit)
     transport = RecordingTransport()
-    conn.connection_made(transport)
-    for _ in range(3):
-        await asyncio.sleep(0)
-    transport.writes.clear()
+    conn = await connected(srv, transport)
     names = b",".join(b"s%03d" % i for i in range(120))
     receive_outside_task(conn, b"?sensor-sampling[1] " + names + b" auto\n")
     for _ in range(10):
@@ -823,12 +813,8 @@ async def test_held_initial_reports_are_not_overtaken() -> None:
     sensors = [Sensor(int, f"s{i:03d}", "", default=0) for i in range(120)]
     for sensor in sensors:
         srv.sensors.add(sensor)
-    conn = ClientConnection(srv, srv.limit)
     transport = RecordingTransport()
-    conn.connection_made(transport)
-    for _ in range(3):
-        await asyncio.sleep(0)
-    transport.writes.clear()
+    conn = await connected(srv, transport)
     names = b",".join(b"s%03d" % i for i in range(120))
     receive_outside_task(conn, b"?sensor-sampling[1] " + names + b" auto\n")
     await asyncio.sleep(0)  # the first batch is done (its reports are held)

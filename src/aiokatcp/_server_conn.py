@@ -29,7 +29,7 @@ import threading
 from typing import Any, Dict, Optional, Protocol
 
 from ._message import Message
-from ._sampling import SensorSampler
+from ._sampler import SensorSampler
 from ._server_sampling import ClientSampling, StatusCache
 from .connection import Connection, ConnectionOwner
 from .sensor import Reading, Sensor

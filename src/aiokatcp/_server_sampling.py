@@ -38,7 +38,7 @@ import threading
 from typing import Any, Callable, Dict, List, Optional, Protocol
 
 from ._protocol_flags import ProtocolFlags
-from ._sampling import SensorSampler
+from ._sampler import SensorSampler
 from ._sensor_wire import status_line
 from .sensor import Reading, Sensor
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 from typing import Any, Dict, List, Optional, Tuple
 
 from ._pattern import InvalidPattern, compile_sensor_pattern
-from ._sampling import DEFAULT_MIN_INTERVAL, SensorSampler, StrategySpec, resolve_strategy
+from ._sampler import SensorSampler
+from ._sampling import DEFAULT_MIN_INTERVAL, StrategySpec, resolve_strategy
 from .exceptions import FailReply
 from .sensor import Sensor, SensorSet
 

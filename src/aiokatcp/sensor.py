@@ -46,7 +46,8 @@ from typing import (
 
 from typing_extensions import TypeAlias
 
-from ._sampling import SensorSampler, Strategy
+from ._sampler import SensorSampler
+from ._sampling import Strategy
 from ._typeinfo import encode, get_type
 from ._values import Timestamp
 

@@ -36,7 +36,8 @@ from ._dialect import (
 from ._handlers import collect_handlers, get_request_timeout_hint, request_timeout_hint
 from ._message import Message
 from ._protocol_flags import ProtocolFlags
-from ._sampling import DEFAULT_MIN_INTERVAL, SensorSampler
+from ._sampler import SensorSampler
+from ._sampling import DEFAULT_MIN_INTERVAL
 from ._sensor_wire import forget_plain_name, plain_name, sensor_list_args, status_args
 from ._server_base import DEFAULT_MAX_INPUT_BUFFERED, ServerBase, ServerLogHandler
 from ._server_base import logger as logger  # (2.x had a module-level logger here)
