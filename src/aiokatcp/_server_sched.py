@@ -462,8 +462,10 @@ class RequestScheduler:
             if not hasattr(result, "__await__"):
                 self._succeeded(ctx, result)
             elif _EAGER:
+                # (The loop is given: Python 3.12.0-3.12.1 fail an eager start without it.)
                 task = asyncio.Task(  # type: ignore[call-arg,unused-ignore]
                     self._run(ctx, result, _UNSTARTED),
+                    loop=asyncio.get_running_loop(),
                     eager_start=True,
                 )
                 if not task.done():
