@@ -222,7 +222,7 @@ class ClientConnection(Connection):
             return
         self._dropping = True
         self.logger.warning("%s", log_text)
-        self.sampling.discard_output()
+        self.sampling.take_output()  # (dropped: the client is being disconnected)
         self.discard_input()
         self.write_message(Message.inform("disconnect", reason))
         self.close()

@@ -309,10 +309,6 @@ class ClientSampling:
 
         return observer
 
-    def discard_output(self) -> None:
-        """Drop the waiting reports (the client is being disconnected)."""
-        self.take_output()
-
     def take_pending(self) -> bytes:
         """Remove and return the coalesced reports, oldest first (empty if none)."""
         pending = self.pending

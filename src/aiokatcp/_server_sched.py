@@ -84,6 +84,7 @@ _CoroutineType = types.CoroutineType
 _enter_task = getattr(asyncio.tasks, "_enter_task", None)
 _leave_task = getattr(asyncio.tasks, "_leave_task", None)
 _UNSTARTED = object()
+_FINISHED = object()  # (what _first_step returns when the handler did not wait)
 #: Bytes a queued request is counted for besides its arguments (its Python objects).
 _QUEUED_OVERHEAD = 512
 
@@ -499,37 +500,49 @@ class RequestScheduler:
         # first step finishes the handler: the (already scheduled) no-op step of the task
         # then keeps nothing of the request alive (fewer objects survive to older GC
         # generations under pipelining).
-        holder: List[Any] = [ctx, aw, _UNSTARTED]
+        # (The task's own context is the handler's, so no context is passed on.)
+        holder: List[Any] = [ctx, aw, _UNSTARTED, None]
         task: asyncio.Task[None]
         if not _TASK_CONTEXT:
             # Python < 3.11: a task copies the context current when it is created, so
             # create it inside `context`. (Context variables the handler sets before its
             # first await are then not seen after it; see doc/server.rst.)
             task = context.run(loop.create_task, self._resume(holder))
-        elif loop.get_task_factory() is None:
-            # (What loop.create_task does without a factory, minus its Python overhead.)
-            task = asyncio.Task(self._resume(holder), loop=loop, context=context)
-        else:
+        else:  # a task factory is set
             task = loop.create_task(self._resume(holder), context=context)
-        _enter_task(loop, task)
-        try:
-            yielded = context.run(aw.send, None)
-        except StopIteration as stop:
+        yielded = self._first_step(loop, task, ctx, aw, context)
+        if yielded is _FINISHED:
             holder.clear()
-            self._succeeded(ctx, stop.value)
-        except asyncio.CancelledError:
-            holder.clear()
-            self._cancelled(ctx)
-        except Exception as exc:
-            holder.clear()
-            self._failed(ctx, exc)
+            self._release(ctx)
         else:
             holder[2] = yielded
             self._track(task, ctx, aw)
-            return
+
+    def _first_step(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        task: asyncio.Task[None],
+        ctx: RequestContext,
+        aw: Any,
+        context: contextvars.Context,
+    ) -> Any:
+        """Run the handler's first step as `task`, in `context`; return what it yielded.
+
+        If the handler finished instead, its outcome is answered and
+        ``_FINISHED`` returned (the caller then releases the slot).
+        """
+        _enter_task(loop, task)  # type: ignore[misc]
+        try:
+            return context.run(aw.send, None)
+        except StopIteration as stop:
+            self._succeeded(ctx, stop.value)
+        except asyncio.CancelledError:
+            self._cancelled(ctx)
+        except Exception as exc:
+            self._failed(ctx, exc)
         finally:
-            _leave_task(loop, task)
-        self._release(ctx)
+            _leave_task(loop, task)  # type: ignore[misc]
+        return _FINISHED
 
     def _start_shared(self, ctx: RequestContext, aw: Any, loop: asyncio.AbstractEventLoop) -> None:
         """Python 3.11: run the first step in a spare task, which becomes the request's if it waits.
@@ -552,36 +565,21 @@ class RequestScheduler:
             self._spare = spare
             self._spare_holder = holder
         context = contextvars.copy_context()
-        _enter_task(loop, spare)  # type: ignore[misc]
-        try:
-            yielded = context.run(aw.send, None)
-        except StopIteration as stop:
-            self._succeeded(ctx, stop.value)
-        except asyncio.CancelledError:
-            self._cancelled(ctx)
-        except Exception as exc:
-            self._failed(ctx, exc)
-        else:
+        yielded = self._first_step(loop, spare, ctx, aw, context)
+        if yielded is not _FINISHED:
             self._spare = None
             self._spare_holder.extend((ctx, aw, yielded, context))
             self._track(spare, ctx, aw)
             return
-        finally:
-            _leave_task(loop, spare)  # type: ignore[misc]
         if spare._must_cancel or spare.cancelling():  # type: ignore[attr-defined]
             self._spare = None  # the handler cancelled "its" task: not for the next one
         self._release(ctx)
 
     async def _resume(self, holder: List[Any]) -> None:
         if holder:
-            if len(holder) == 4:
-                ctx, aw, yielded, context = holder
-                holder.clear()
-                await self._run(ctx, aw, yielded, context)
-            else:
-                ctx, aw, yielded = holder
-                holder.clear()
-                await self._run(ctx, aw, yielded)
+            ctx, aw, yielded, context = holder
+            holder.clear()
+            await self._run(ctx, aw, yielded, context)
 
     def _track(self, task: asyncio.Task[None], ctx: RequestContext, aw: Any) -> None:
         self._tasks[task] = (ctx, aw)
